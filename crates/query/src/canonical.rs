@@ -1,0 +1,172 @@
+//! One spelling per meaning: the query string brisk writes in links, and
+//! the key a response cache files an answer under. `sort=price_asc` and
+//! `sort=price` give the same string, and so do parameters in any order.
+
+use crate::params::QueryParams;
+use crate::plan::{CollectionPlan, ReadPlan};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+/// Bytes escaped in keys and values: everything that has a meaning in a
+/// query string or a `Link` header, plus the brackets RFC 8288 asks for.
+const QUERY_VALUE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b'<')
+    .add(b'>')
+    .add(b'=')
+    .add(b'[')
+    .add(b']')
+    .add(b';')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'|')
+    .add(b'\\')
+    .add(b'^');
+
+/// Where a link points within a collection.
+#[derive(Debug, Clone, Copy)]
+pub enum At<'a> {
+    /// The plan's own position (the `self` link, the cache key).
+    Same,
+    Page(u64),
+    Cursor(&'a str),
+    /// The first page: neither page nor cursor.
+    Start,
+}
+
+/// The canonical query string (no `?`) of a read, at the given position.
+pub fn query(params: &QueryParams, plan: &ReadPlan, at: At<'_>) -> String {
+    let mut q = QueryString::default();
+    if let Some(fields) = &params.fields {
+        let mut unique: Vec<&str> = Vec::with_capacity(fields.len());
+        for f in fields {
+            if !unique.contains(&f.as_str()) {
+                unique.push(f);
+            }
+        }
+        q.pair("fields", &unique.join(","));
+    }
+    if !params.include.is_empty() {
+        let mut include: Vec<&str> = params.include.iter().map(String::as_str).collect();
+        include.sort_unstable();
+        include.dedup();
+        q.pair("include", &include.join(","));
+    }
+    if let ReadPlan::Collection(plan) = plan {
+        collection_pairs(&mut q, params, plan, at);
+    }
+    q.0
+}
+
+fn collection_pairs(q: &mut QueryString, params: &QueryParams, plan: &CollectionPlan, at: At<'_>) {
+    for (key, value) in plan.canonical_filters() {
+        q.pair(&key, &value);
+    }
+    q.pair("sort", &plan.canonical_sort());
+    q.pair("limit", &plan.window.limit.to_string());
+    match at {
+        At::Same => {
+            if let Some(cursor) = &params.cursor {
+                q.pair("cursor", cursor);
+            } else if let Some(page) = params.page.filter(|p| *p > 1) {
+                q.pair("page", &page.to_string());
+            }
+        }
+        At::Page(1) | At::Start => {}
+        At::Page(page) => q.pair("page", &page.to_string()),
+        At::Cursor(cursor) => q.pair("cursor", cursor),
+    }
+    if plan.count {
+        q.pair("count", "exact");
+    }
+}
+
+#[derive(Default)]
+struct QueryString(String);
+
+impl QueryString {
+    fn pair(&mut self, key: &str, value: &str) {
+        if !self.0.is_empty() {
+            self.0.push('&');
+        }
+        self.0.extend(utf8_percent_encode(key, QUERY_VALUE));
+        self.0.push('=');
+        self.0.extend(utf8_percent_encode(value, QUERY_VALUE));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cursor::CursorCodec;
+    use crate::plan::{Limits, ReadRequest, plan_read};
+    use crate::schema::fixtures::shop;
+
+    fn canonical(resource: &str, id: Option<&str>, query_string: &str) -> String {
+        let params = QueryParams::parse(query_string).unwrap();
+        let request = ReadRequest {
+            resource,
+            id,
+            relation: None,
+            params: &params,
+        };
+        let plan = plan_read(
+            &shop(),
+            &request,
+            &Limits::default(),
+            &CursorCodec::new(vec![1]),
+        )
+        .unwrap();
+        query(&params, &plan, At::Same)
+    }
+
+    #[test]
+    fn equivalent_requests_share_one_spelling() {
+        let a = canonical(
+            "products",
+            None,
+            "page=2&limit=50&category=electronics&sort=price_asc",
+        );
+        let b = canonical(
+            "products",
+            None,
+            "sort=price&category[eq]=electronics&limit=50&page=2",
+        );
+        assert_eq!(a, b);
+        assert_eq!(
+            a,
+            "category%5Beq%5D=electronics&sort=price,id&limit=50&page=2"
+        );
+        assert_eq!(
+            canonical(
+                "products",
+                None,
+                "include=order_items&fields=name,name,price&page=1"
+            ),
+            "fields=name,price&include=order_items&sort=id&limit=20"
+        );
+        assert_eq!(
+            canonical(
+                "orders",
+                None,
+                "status[in]=paid,shipped&total[gte]=10&user_id=3"
+            ),
+            canonical(
+                "orders",
+                None,
+                "user_id=3&total%5Bgte%5D=10&status[in]=paid,shipped&limit=20"
+            )
+        );
+        assert_eq!(canonical("users", Some("1"), "fields=name"), "fields=name");
+        assert_eq!(
+            canonical("users", None, "name=a%26b=c"),
+            "name%5Beq%5D=a%26b%3Dc&sort=id&limit=20"
+        );
+    }
+}

@@ -1,0 +1,31 @@
+//! brisk's query layer, free of IO: the URL language of `/v1/...` reads,
+//! from the raw query string to SQL text with bound values, and from the
+//! rows the database rendered to the response body.
+//!
+//! The path of a read through this crate:
+//!
+//! 1. [`params`]: query string → [`QueryParams`] (syntax only)
+//! 2. [`plan`]: params + [`Schema`] → [`ReadPlan`] (every semantic check)
+//! 3. [`sql`]: plan + [`Dialect`] → [`Sql`] text and [`SqlValue`]s
+//! 4. [`envelope`]: rows (JSON text) → the body with `meta` and `links`
+//!
+//! [`canonical`] spells equivalent requests alike (links, cache keys) and
+//! [`cursor`] signs keyset cursors.
+
+pub mod canonical;
+pub mod cursor;
+pub mod envelope;
+pub mod error;
+pub mod params;
+pub mod plan;
+pub mod schema;
+pub mod sql;
+pub mod value;
+
+pub use cursor::CursorCodec;
+pub use error::{ErrorKind, QueryError, QueryErrors};
+pub use params::QueryParams;
+pub use plan::{Limits, ReadPlan, ReadRequest, plan_read};
+pub use schema::Schema;
+pub use sql::{Dialect, Sql};
+pub use value::SqlValue;

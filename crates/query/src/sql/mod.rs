@@ -1,0 +1,137 @@
+//! Plans to SQL text and bound values, for SQLite and PostgreSQL.
+//!
+//! [`Writer`] is the only code that writes identifiers (always quoted, from
+//! the schema) and parameters (always bound) into SQL text. Rendering is
+//! deterministic: the same plan gives the same text, so the drivers'
+//! prepared-statement caches hit.
+//!
+//! Every row query returns two text columns per row: the row rendered as a
+//! JSON object by the database (embeds included, one statement), and a JSON
+//! array of the row's sort keys, from which cursors are made.
+
+mod json;
+mod select;
+
+pub use select::{CollectionSql, SingleSql, render_collection, render_single};
+
+use crate::schema::Column;
+use crate::value::SqlValue;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// One statement and its parameters, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sql {
+    pub text: String,
+    pub params: Vec<SqlValue>,
+}
+
+/// Builds one statement.
+struct Writer {
+    dialect: Dialect,
+    text: String,
+    params: Vec<SqlValue>,
+    aliases: usize,
+}
+
+impl Writer {
+    fn new(dialect: Dialect) -> Writer {
+        Writer {
+            dialect,
+            text: String::with_capacity(512),
+            params: Vec::new(),
+            aliases: 0,
+        }
+    }
+
+    fn finish(self) -> Sql {
+        Sql {
+            text: self.text,
+            params: self.params,
+        }
+    }
+
+    fn push(&mut self, sql: &str) {
+        self.text.push_str(sql);
+    }
+
+    /// A fresh table alias: `t0`, `t1`, ...
+    fn alias(&mut self) -> String {
+        let alias = format!("t{}", self.aliases);
+        self.aliases += 1;
+        alias
+    }
+
+    /// A double-quoted identifier, inner quotes doubled: the one way names
+    /// reach SQL.
+    fn ident(&mut self, name: &str) {
+        self.text.push('"');
+        self.text.push_str(&name.replace('"', "\"\""));
+        self.text.push('"');
+    }
+
+    /// `alias."column"`
+    fn column(&mut self, alias: &str, column: &str) {
+        self.push(alias);
+        self.push(".");
+        self.ident(column);
+    }
+
+    /// Binds a value compared with `column`, and writes its placeholder:
+    /// `?N` on SQLite; `$N::type` on PostgreSQL, where every value is bound
+    /// as text and cast to the column's type by the server.
+    fn value(&mut self, value: SqlValue, column: &Column) {
+        let index = self.bind(value);
+        self.placeholder(index, Some(&column.db_type));
+    }
+
+    /// Binds a value that is not compared with a column (a LIMIT), as bigint.
+    fn number(&mut self, value: u64) {
+        let index = self.bind(SqlValue::Integer(value.min(i64::MAX as u64) as i64));
+        self.placeholder(index, Some("pg_catalog.int8"));
+    }
+
+    fn bind(&mut self, value: SqlValue) -> usize {
+        self.params.push(value);
+        self.params.len()
+    }
+
+    /// Writes the placeholder of an already bound parameter again.
+    fn placeholder(&mut self, index: usize, db_type: Option<&str>) {
+        match self.dialect {
+            Dialect::Sqlite => self.push(&format!("?{index}")),
+            Dialect::Postgres => {
+                self.push(&format!("${index}"));
+                if let Some(db_type) = db_type {
+                    self.push("::");
+                    self.type_name(db_type);
+                }
+            }
+        }
+    }
+
+    /// A PostgreSQL type as `"schema"."name"`.
+    fn type_name(&mut self, db_type: &str) {
+        match db_type.split_once('.') {
+            Some((schema, name)) => {
+                self.ident(schema);
+                self.push(".");
+                self.ident(name);
+            }
+            None => self.ident(db_type),
+        }
+    }
+
+    fn string_literal(&mut self, text: &str) {
+        self.text.push('\'');
+        self.text.push_str(&text.replace('\'', "''"));
+        self.text.push('\'');
+    }
+}
+
+#[cfg(test)]
+mod tests;

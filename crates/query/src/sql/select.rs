@@ -1,0 +1,421 @@
+//! The statements of a read: the page of rows, the optional count, and the
+//! parent check that tells "no rows" from "no parent".
+//!
+//! NULL ordering is the same on both databases: NULL sorts after every value
+//! ascending and before every value descending (PostgreSQL's default, spelled
+//! out for SQLite).
+
+use super::{Dialect, Sql, Writer};
+use crate::cursor::Direction;
+use crate::params::Operator;
+use crate::plan::{CollectionPlan, Filter, Locate, OrderKey, Position, Scope, SinglePlan};
+use crate::schema::Column;
+use crate::value::SqlValue;
+
+/// The statements for a page of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionSql {
+    /// Up to `limit + 1` rows of (row JSON, sort keys JSON); the extra row
+    /// only tells that there is more. For a `Before` cursor the rows come
+    /// in reverse and the caller turns them round.
+    pub rows: Sql,
+    /// `SELECT count(*)` under the same filters, when `count=exact`.
+    pub count: Option<Sql>,
+    /// For nested routes: one row if the parent exists. Needed only when
+    /// `rows` is empty.
+    pub parent: Option<Sql>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SingleSql {
+    /// Zero or one row of (row JSON).
+    pub row: Sql,
+    /// For nested routes: one row if the parent exists.
+    pub parent: Option<Sql>,
+}
+
+pub fn render_collection(plan: &CollectionPlan, dialect: Dialect) -> CollectionSql {
+    let reverse = matches!(plan.window.position, Position::Cursor(Direction::Before, _));
+    let mut w = Writer::new(dialect);
+    let alias = w.alias();
+    w.push("SELECT ");
+    w.row_json(&plan.selection, &alias);
+    w.text_cast();
+    w.push(", ");
+    let keys: Vec<&Column> = plan.order.iter().map(|k| &k.column).collect();
+    w.keys_json(&keys, &alias);
+    w.text_cast();
+    w.from(&plan.resource, &alias);
+    let mut conditions = Conditions::default();
+    w.filters(plan, &alias, &mut conditions);
+    if let Position::Cursor(direction, values) = &plan.window.position {
+        conditions.next(&mut w);
+        w.keyset(&plan.order, values, *direction, &alias);
+    }
+    w.push(" ORDER BY ");
+    for (i, key) in plan.order.iter().enumerate() {
+        if i > 0 {
+            w.push(", ");
+        }
+        w.order_key(key, &alias, reverse);
+    }
+    w.push(" LIMIT ");
+    w.number(plan.window.limit + 1);
+    if plan.window.offset() > 0 {
+        w.push(" OFFSET ");
+        w.number(plan.window.offset());
+    }
+    let count = plan.count.then(|| {
+        let mut w = Writer::new(dialect);
+        let alias = w.alias();
+        w.push("SELECT count(*)");
+        w.from(&plan.resource, &alias);
+        w.filters(plan, &alias, &mut Conditions::default());
+        w.finish()
+    });
+    CollectionSql {
+        rows: w.finish(),
+        count,
+        parent: plan
+            .scope
+            .as_ref()
+            .map(|scope| parent_check(scope, dialect)),
+    }
+}
+
+pub fn render_single(plan: &SinglePlan, dialect: Dialect) -> SingleSql {
+    let mut w = Writer::new(dialect);
+    let alias = w.alias();
+    w.push("SELECT ");
+    w.row_json(&plan.selection, &alias);
+    w.text_cast();
+    w.from(&plan.resource, &alias);
+    w.push(" WHERE ");
+    let parent = match &plan.locate {
+        Locate::Key { column, value } => {
+            w.column(&alias, &column.name);
+            w.push(" = ");
+            w.value(value.clone(), column);
+            None
+        }
+        Locate::Related(scope) => {
+            w.scope(scope, &alias);
+            Some(parent_check(scope, dialect))
+        }
+    };
+    SingleSql {
+        row: w.finish(),
+        parent,
+    }
+}
+
+/// `SELECT 1 FROM parent WHERE key = $1`
+fn parent_check(scope: &Scope, dialect: Dialect) -> Sql {
+    let mut w = Writer::new(dialect);
+    let alias = w.alias();
+    w.push("SELECT 1");
+    w.from(&scope.parent, &alias);
+    w.push(" WHERE ");
+    w.column(&alias, &scope.parent_key.name);
+    w.push(" = ");
+    w.value(scope.key.clone(), &scope.parent_key);
+    w.finish()
+}
+
+/// Joins WHERE conditions with AND.
+#[derive(Default)]
+struct Conditions {
+    any: bool,
+}
+
+impl Conditions {
+    fn next(&mut self, w: &mut Writer) {
+        w.push(if self.any { " AND " } else { " WHERE " });
+        self.any = true;
+    }
+}
+
+impl Writer {
+    fn from(&mut self, table: &str, alias: &str) {
+        self.push(" FROM ");
+        self.ident(table);
+        self.push(" ");
+        self.push(alias);
+    }
+
+    /// PostgreSQL hands JSON over as text only when asked.
+    fn text_cast(&mut self) {
+        if self.dialect == Dialect::Postgres {
+            self.push("::text");
+        }
+    }
+
+    /// The scope of a nested route and every filter, ANDed.
+    fn filters(&mut self, plan: &CollectionPlan, alias: &str, conditions: &mut Conditions) {
+        if let Some(scope) = &plan.scope {
+            conditions.next(self);
+            self.scope(scope, alias);
+        }
+        for filter in &plan.filters {
+            conditions.next(self);
+            self.filter(filter, alias);
+        }
+    }
+
+    /// `alias.remote = (SELECT p.local FROM parent p WHERE p.key = $1)`: the
+    /// rows a parent's relation reaches (none when the parent is absent).
+    fn scope(&mut self, scope: &Scope, alias: &str) {
+        let relation = &scope.relation;
+        self.column(alias, &relation.remote_column);
+        self.push(" = (SELECT ");
+        let parent = self.alias();
+        self.column(&parent, &relation.local_column);
+        self.from(&scope.parent, &parent);
+        self.push(" WHERE ");
+        self.column(&parent, &scope.parent_key.name);
+        self.push(" = ");
+        self.value(scope.key.clone(), &scope.parent_key);
+        self.push(")");
+    }
+
+    fn filter(&mut self, filter: &Filter, alias: &str) {
+        let column = &filter.column;
+        let name = column.name.as_str();
+        let op = match filter.operator {
+            Operator::Eq => " = ",
+            Operator::Ne => " <> ",
+            Operator::Gt => " > ",
+            Operator::Gte => " >= ",
+            Operator::Lt => " < ",
+            Operator::Lte => " <= ",
+            Operator::Null => {
+                self.column(alias, name);
+                self.push(match filter.values.first() {
+                    Some(SqlValue::Bool(false)) => " IS NOT NULL",
+                    _ => " IS NULL",
+                });
+                return;
+            }
+            Operator::In | Operator::Nin => {
+                self.column(alias, name);
+                self.push(if filter.operator == Operator::In {
+                    " IN ("
+                } else {
+                    " NOT IN ("
+                });
+                for (i, value) in filter.values.iter().enumerate() {
+                    if i > 0 {
+                        self.push(", ");
+                    }
+                    self.value(value.clone(), column);
+                }
+                self.push(")");
+                return;
+            }
+            Operator::Like | Operator::Ilike => {
+                self.pattern(filter, alias);
+                return;
+            }
+        };
+        self.column(alias, name);
+        self.push(op);
+        self.value(filter.values[0].clone(), column);
+    }
+
+    /// `like` is case-sensitive and `ilike` is not, on both databases. SQLite's
+    /// LIKE ignores ASCII case, so `like` becomes an equivalent GLOB there.
+    fn pattern(&mut self, filter: &Filter, alias: &str) {
+        let pattern = match &filter.values[0] {
+            SqlValue::Text(p) => p.clone(),
+            other => other.as_text().unwrap_or_default(),
+        };
+        let column = &filter.column;
+        match (self.dialect, filter.operator) {
+            (Dialect::Sqlite, Operator::Like) => {
+                self.column(alias, &column.name);
+                self.push(" GLOB ");
+                self.value(SqlValue::Text(like_to_glob(&pattern)), column);
+            }
+            (dialect, operator) => {
+                if dialect == Dialect::Postgres && column.kind != crate::schema::ColumnKind::Text {
+                    // enum and other text-like types: match their text form
+                    self.column(alias, &column.name);
+                    self.push("::text");
+                } else {
+                    self.column(alias, &column.name);
+                }
+                self.push(match (dialect, operator) {
+                    (Dialect::Postgres, Operator::Ilike) => " ILIKE ",
+                    _ => " LIKE ",
+                });
+                let index = self.bind(SqlValue::Text(pattern));
+                self.placeholder(index, Some("pg_catalog.text"));
+                self.push(" ESCAPE '\\'");
+            }
+        }
+    }
+
+    /// `ORDER BY` for one key; `reverse` flips it, for pages before a cursor.
+    fn order_key(&mut self, key: &OrderKey, alias: &str, reverse: bool) {
+        let descending = key.descending != reverse;
+        self.column(alias, &key.column.name);
+        if descending {
+            self.push(" DESC");
+        }
+        if self.dialect == Dialect::Sqlite && key.column.nullable {
+            self.push(if descending {
+                " NULLS FIRST"
+            } else {
+                " NULLS LAST"
+            });
+        }
+    }
+
+    /// The rows strictly after (or before) the boundary row in the order.
+    ///
+    /// With every key in one direction and none nullable this is a row-value
+    /// comparison, which both databases answer from an index. Otherwise it
+    /// is the expanded form: OR over i of (keys before i equal AND key i beyond).
+    fn keyset(
+        &mut self,
+        order: &[OrderKey],
+        values: &[SqlValue],
+        direction: Direction,
+        alias: &str,
+    ) {
+        let before = direction == Direction::Before;
+        let uniform = order.iter().all(|k| k.descending == order[0].descending);
+        let nullable = order
+            .iter()
+            .zip(values)
+            .any(|(k, v)| k.column.nullable || *v == SqlValue::Null);
+        if uniform && !nullable {
+            let forward = order[0].descending == before;
+            self.push("(");
+            for (i, key) in order.iter().enumerate() {
+                if i > 0 {
+                    self.push(", ");
+                }
+                self.column(alias, &key.column.name);
+            }
+            self.push(if forward { ") > (" } else { ") < (" });
+            for (i, (key, value)) in order.iter().zip(values).enumerate() {
+                if i > 0 {
+                    self.push(", ");
+                }
+                self.value(value.clone(), &key.column);
+            }
+            self.push(")");
+            return;
+        }
+        self.push("(");
+        let mut first_branch = true;
+        for i in 0..order.len() {
+            let key = &order[i];
+            // With NULL largest, "beyond" a NULL ascending is impossible.
+            let ascending = key.descending == before;
+            if ascending && values[i] == SqlValue::Null {
+                continue;
+            }
+            if !first_branch {
+                self.push(" OR ");
+            }
+            first_branch = false;
+            self.push("(");
+            for j in 0..i {
+                self.key_equals(&order[j].column, &values[j], alias);
+                self.push(" AND ");
+            }
+            self.key_beyond(&key.column, &values[i], ascending, alias);
+            self.push(")");
+        }
+        if first_branch {
+            self.push("1 = 0");
+        }
+        self.push(")");
+    }
+
+    fn key_equals(&mut self, column: &Column, value: &SqlValue, alias: &str) {
+        self.column(alias, &column.name);
+        if *value == SqlValue::Null {
+            self.push(" IS NULL");
+        } else {
+            self.push(" = ");
+            self.value(value.clone(), column);
+        }
+    }
+
+    /// The key is strictly later than `value` in the given direction, NULL
+    /// being larger than every value.
+    fn key_beyond(&mut self, column: &Column, value: &SqlValue, ascending: bool, alias: &str) {
+        match (ascending, value == &SqlValue::Null) {
+            (true, _) => {
+                self.push("(");
+                self.column(alias, &column.name);
+                self.push(" > ");
+                self.value(value.clone(), column);
+                if column.nullable {
+                    self.push(" OR ");
+                    self.column(alias, &column.name);
+                    self.push(" IS NULL");
+                }
+                self.push(")");
+            }
+            (false, true) => {
+                self.column(alias, &column.name);
+                self.push(" IS NOT NULL");
+            }
+            (false, false) => {
+                self.column(alias, &column.name);
+                self.push(" < ");
+                self.value(value.clone(), column);
+            }
+        }
+    }
+}
+
+/// Turns a LIKE pattern (`%`, `_`, `\` escapes) into the equivalent GLOB
+/// pattern, in which `*`, `?` and `[` are the specials.
+fn like_to_glob(pattern: &str) -> String {
+    let mut glob = String::with_capacity(pattern.len() + 4);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        let literal = match c {
+            '%' => {
+                glob.push('*');
+                continue;
+            }
+            '_' => {
+                glob.push('?');
+                continue;
+            }
+            '\\' => match chars.next() {
+                Some(escaped) => escaped,
+                None => '\\',
+            },
+            other => other,
+        };
+        match literal {
+            '*' | '?' | '[' => {
+                glob.push('[');
+                glob.push(literal);
+                glob.push(']');
+            }
+            _ => glob.push(literal),
+        }
+    }
+    glob
+}
+
+#[cfg(test)]
+mod glob_tests {
+    use super::like_to_glob;
+
+    #[test]
+    fn translates_like_to_glob() {
+        assert_eq!(like_to_glob("a%b_c"), "a*b?c");
+        assert_eq!(like_to_glob(r"100\%"), "100%");
+        assert_eq!(like_to_glob("what?*[x]"), "what[?][*][[]x]");
+        assert_eq!(like_to_glob(r"a\_b\\"), r"a_b\");
+    }
+}

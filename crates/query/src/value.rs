@@ -1,0 +1,180 @@
+//! Values bound to SQL parameters, and the checks that turn client text into
+//! them according to a column's kind.
+
+use crate::schema::{Column, ColumnKind};
+
+/// A value bound to one SQL parameter; never spliced into SQL text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Integer(i64),
+    Real(f64),
+    /// An exact decimal kept as its checked text, so PostgreSQL numerics
+    /// lose no digits.
+    Decimal(String),
+    Text(String),
+    Bool(bool),
+}
+
+impl SqlValue {
+    /// The value as text, the way the PostgreSQL driver binds it (the SQL
+    /// casts it to the column's type). `None` for NULL.
+    pub fn as_text(&self) -> Option<String> {
+        match self {
+            SqlValue::Null => None,
+            SqlValue::Integer(i) => Some(i.to_string()),
+            SqlValue::Real(f) => Some(f.to_string()),
+            SqlValue::Decimal(d) => Some(d.clone()),
+            SqlValue::Text(t) => Some(t.clone()),
+            SqlValue::Bool(b) => Some(b.to_string()),
+        }
+    }
+}
+
+/// Checks `raw` against the column's kind. The error is a lowercase
+/// sentence saying what the column expects.
+pub fn parse_value(column: &Column, raw: &str) -> Result<SqlValue, String> {
+    let expected = || {
+        format!(
+            "'{raw}' is not a valid value for {} (expected {})",
+            column.name,
+            column.kind.describe()
+        )
+    };
+    match column.kind {
+        ColumnKind::Integer => raw
+            .parse::<i64>()
+            .map(SqlValue::Integer)
+            .map_err(|_| expected()),
+        ColumnKind::Real => {
+            if is_decimal_number(raw) {
+                raw.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .map(SqlValue::Real)
+                    .ok_or_else(expected)
+            } else {
+                Err(expected())
+            }
+        }
+        ColumnKind::Numeric if is_decimal_number(raw) => Ok(SqlValue::Decimal(raw.to_string())),
+        ColumnKind::Numeric => Err(expected()),
+        ColumnKind::Text | ColumnKind::Other => Ok(SqlValue::Text(raw.to_string())),
+        ColumnKind::Boolean => match raw {
+            "true" => Ok(SqlValue::Bool(true)),
+            "false" => Ok(SqlValue::Bool(false)),
+            _ => Err(expected()),
+        },
+        ColumnKind::Timestamp if is_timestamp(raw) => Ok(SqlValue::Text(raw.to_string())),
+        ColumnKind::Date if is_date(raw) => Ok(SqlValue::Text(raw.to_string())),
+        ColumnKind::Uuid if is_uuid(raw) => Ok(SqlValue::Text(raw.to_ascii_lowercase())),
+        ColumnKind::Timestamp | ColumnKind::Date | ColumnKind::Uuid => Err(expected()),
+        ColumnKind::Json | ColumnKind::Blob => Err(format!(
+            "{} holds {} and cannot be compared",
+            column.name,
+            column.kind.describe()
+        )),
+    }
+}
+
+/// Converts a key value the database rendered as JSON (in a cursor) back to
+/// a bound value for the column.
+pub fn from_json(column: &Column, value: &serde_json::Value) -> Option<SqlValue> {
+    use serde_json::Value;
+    Some(match (value, column.kind) {
+        (Value::Null, _) => SqlValue::Null,
+        (Value::Bool(b), _) => SqlValue::Bool(*b),
+        (Value::Number(n), ColumnKind::Numeric) => SqlValue::Decimal(n.to_string()),
+        (Value::Number(n), ColumnKind::Boolean) => SqlValue::Integer(n.as_i64()?),
+        (Value::Number(n), _) => match n.as_i64() {
+            Some(i) if column.kind == ColumnKind::Integer => SqlValue::Integer(i),
+            _ => SqlValue::Real(n.as_f64()?),
+        },
+        (Value::String(s), _) => SqlValue::Text(s.clone()),
+        (Value::Array(_) | Value::Object(_), _) => return None,
+    })
+}
+
+/// `-?digits[.digits][e[+-]digits]`: what both databases read as a number.
+fn is_decimal_number(raw: &str) -> bool {
+    let s = raw.strip_prefix('-').unwrap_or(raw);
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(at) => (&s[..at], Some(&s[at + 1..])),
+        None => (s, None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+    let fraction_ok = fraction.is_empty() || digits(fraction);
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
+    digits(whole) && fraction_ok && exponent_ok && !mantissa.ends_with('.')
+}
+
+fn is_timestamp(raw: &str) -> bool {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(raw, &Rfc3339).is_ok() || is_date(raw)
+}
+
+fn is_date(raw: &str) -> bool {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    raw.len() == 10 && time::Date::parse(raw, &format).is_ok()
+}
+
+fn is_uuid(raw: &str) -> bool {
+    let groups: Vec<&str> = raw.split('-').collect();
+    groups.len() == 5
+        && groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(kind: ColumnKind) -> Column {
+        Column {
+            name: "c".into(),
+            kind,
+            db_type: String::new(),
+            nullable: true,
+            has_default: false,
+        }
+    }
+
+    #[test]
+    fn checks_values_against_the_column_kind() {
+        use ColumnKind::*;
+        assert_eq!(
+            parse_value(&column(Integer), "42"),
+            Ok(SqlValue::Integer(42))
+        );
+        assert!(parse_value(&column(Integer), "4.2").is_err());
+        assert!(parse_value(&column(Integer), "99999999999999999999").is_err());
+        assert_eq!(
+            parse_value(&column(Real), "-1.5e3"),
+            Ok(SqlValue::Real(-1500.0))
+        );
+        for bad in ["inf", "NaN", "1.", ".5", "1e", "--1", "0x10", "1,5", ""] {
+            assert!(parse_value(&column(Real), bad).is_err(), "{bad}");
+            assert!(parse_value(&column(Numeric), bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_value(&column(Numeric), "10.50"),
+            Ok(SqlValue::Decimal("10.50".into()))
+        );
+        assert_eq!(
+            parse_value(&column(Boolean), "true"),
+            Ok(SqlValue::Bool(true))
+        );
+        assert!(parse_value(&column(Boolean), "yes").is_err());
+        assert!(parse_value(&column(Timestamp), "2024-05-01T12:00:00Z").is_ok());
+        assert!(parse_value(&column(Timestamp), "2024-05-01").is_ok());
+        assert!(parse_value(&column(Timestamp), "2024-13-01").is_err());
+        assert!(parse_value(&column(Timestamp), "yesterday").is_err());
+        assert!(parse_value(&column(Date), "2024-02-30").is_err());
+        assert!(parse_value(&column(Uuid), "123e4567-e89b-12d3-a456-426614174000").is_ok());
+        assert!(parse_value(&column(Uuid), "123e4567").is_err());
+        assert!(parse_value(&column(Json), "{}").is_err());
+    }
+}
