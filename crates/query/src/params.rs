@@ -223,10 +223,15 @@ fn decode(raw: &str) -> Result<String, String> {
         }
         i = at + 3;
     }
-    percent_decode(bytes)
+    let text = percent_decode(bytes)
         .decode_utf8()
-        .map(|s| s.into_owned())
-        .map_err(|_| format!("'{raw}' does not decode to UTF-8 text"))
+        .map_err(|_| format!("'{raw}' does not decode to UTF-8 text"))?;
+    if text.contains('\0') {
+        return Err(format!(
+            "'{raw}' holds a NUL character (%00), which no text can hold"
+        ));
+    }
+    Ok(text.into_owned())
 }
 
 fn split_names(key: &str, value: &str) -> Result<Vec<String>, QueryError> {

@@ -797,7 +797,10 @@ mod tests {
         let b = collection("products", "sort=price,-name");
         assert_eq!(a.order, b.order);
         assert_eq!(a.canonical_sort(), "price,-name,-id");
-        assert_eq!(collection("products", "sort=-price").canonical_sort(), "-price,-id");
+        assert_eq!(
+            collection("products", "sort=-price").canonical_sort(),
+            "-price,-id"
+        );
         assert_eq!(collection("products", "").canonical_sort(), "id");
         assert_eq!(collection("products", "sort=-id").canonical_sort(), "-id");
     }
@@ -883,7 +886,8 @@ mod tests {
             [
                 "InvalidValue id: 'x' is not a valid value for id (expected integer)",
             ]
-        "#]].assert_debug_eq(&error_details("users", Some("x"), None, ""));
+        "#]]
+        .assert_debug_eq(&error_details("users", Some("x"), None, ""));
         expect_test::expect![[r#"
             [
                 "InvalidOperator id[like]: operator 'like' does not apply to id (integer): patterns apply to text columns only",

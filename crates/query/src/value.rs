@@ -59,7 +59,18 @@ pub fn parse_value(column: &Column, raw: &str) -> Result<SqlValue, String> {
         }
         ColumnKind::Numeric if is_decimal_number(raw) => Ok(SqlValue::Decimal(raw.to_string())),
         ColumnKind::Numeric => Err(expected()),
-        ColumnKind::Text | ColumnKind::Other => Ok(SqlValue::Text(raw.to_string())),
+        ColumnKind::Text => Ok(SqlValue::Text(raw.to_string())),
+        // Untyped (SQLite view expressions) or exotic: numbers bind as numbers,
+        // as SQLite's own numeric affinity would read them; PostgreSQL casts
+        // the text either way.
+        ColumnKind::Other => Ok(if let Ok(i) = raw.parse::<i64>() {
+            SqlValue::Integer(i)
+        } else if is_decimal_number(raw) {
+            raw.parse()
+                .map_or_else(|_| SqlValue::Text(raw.to_string()), SqlValue::Real)
+        } else {
+            SqlValue::Text(raw.to_string())
+        }),
         ColumnKind::Boolean => match raw {
             "true" => Ok(SqlValue::Bool(true)),
             "false" => Ok(SqlValue::Bool(false)),

@@ -213,12 +213,18 @@ fn keyset_over_a_nullable_column_expands() {
         panic!()
     };
     for (keys, sqlite) in [
-        (r#"["a.png",4]"#, expect![[r#"
+        (
+            r#"["a.png",4]"#,
+            expect![[r#"
             SELECT json_object('id', t0."id"), json_array(t0."profile_picture", t0."id") FROM "users" t0 WHERE (((t0."profile_picture" > ?1 OR t0."profile_picture" IS NULL)) OR (t0."profile_picture" = ?2 AND (t0."id" > ?3))) ORDER BY t0."profile_picture" NULLS LAST, t0."id" LIMIT ?4
-              -- [Text("a.png"), Text("a.png"), Integer(4), Integer(21)]"#]]),
-        ("[null,4]", expect![[r#"
+              -- [Text("a.png"), Text("a.png"), Integer(4), Integer(21)]"#]],
+        ),
+        (
+            "[null,4]",
+            expect![[r#"
             SELECT json_object('id', t0."id"), json_array(t0."profile_picture", t0."id") FROM "users" t0 WHERE ((t0."profile_picture" IS NULL AND (t0."id" > ?1))) ORDER BY t0."profile_picture" NULLS LAST, t0."id" LIMIT ?2
-              -- [Integer(4), Integer(21)]"#]]),
+              -- [Integer(4), Integer(21)]"#]],
+        ),
     ] {
         let after = codec.encode(Direction::After, keys, &plan.fingerprint());
         sqlite.assert_eq(&render(

@@ -1,0 +1,508 @@
+//! The configuration, read in one place and in two phases: raw values from
+//! defaults, `brisk.toml`, `BRISK_*` environment variables and command-line
+//! flags (later wins), then [`Settings`], checked and ready to use.
+//!
+//! Every key has an environment variable: `BRISK_` and the upper-case key
+//! path joined by `_`, e.g. `limits.max_limit` is `BRISK_LIMITS_MAX_LIMIT`
+//! and `resources.users.hidden_columns` is `BRISK_RESOURCES_USERS_HIDDEN_COLUMNS`.
+//! Lists are comma-separated in the environment. `docs/configuration.md`
+//! lists every key.
+
+use anyhow::{Context, bail};
+use brisk_query::Limits;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The raw configuration, as `brisk.toml` spells it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    pub database: DatabaseConfig,
+    pub limits: LimitsConfig,
+    pub schema: SchemaConfig,
+    pub cursor: CursorConfig,
+    /// Per-resource settings, by table or view name.
+    pub resources: BTreeMap<String, ResourceConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// A SQLite file (`shop.db`, `sqlite://shop.db`) or `postgres://...`.
+    pub url: String,
+    /// Connections in the pool (SQLite: read connections).
+    pub pool_size: usize,
+    /// Longest a statement may run before it is cancelled, in milliseconds.
+    pub statement_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Rows per page when `limit` is not given.
+    pub default_limit: u64,
+    /// The largest `limit` a client may ask for.
+    pub max_limit: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchemaConfig {
+    /// The PostgreSQL schema to serve.
+    pub name: String,
+    /// When not empty, only these tables and views are served.
+    pub tables: Vec<String>,
+    /// Tables and views never served.
+    pub hidden_tables: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CursorConfig {
+    /// The key that signs pagination cursors. Give every instance behind one
+    /// load balancer the same secret; when empty, a random one is made at
+    /// start-up and cursors do not survive a restart.
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResourceConfig {
+    /// When not empty, only these columns are served.
+    pub columns: Vec<String>,
+    /// Columns never served.
+    pub hidden_columns: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            database: DatabaseConfig::default(),
+            limits: LimitsConfig::default(),
+            schema: SchemaConfig::default(),
+            cursor: CursorConfig::default(),
+            resources: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: String::new(),
+            pool_size: 8,
+            statement_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let limits = Limits::default();
+        LimitsConfig {
+            default_limit: limits.default_limit,
+            max_limit: limits.max_limit,
+        }
+    }
+}
+
+impl Default for SchemaConfig {
+    fn default() -> Self {
+        SchemaConfig {
+            name: "public".into(),
+            tables: Vec::new(),
+            hidden_tables: Vec::new(),
+        }
+    }
+}
+
+impl Default for CursorConfig {
+    fn default() -> Self {
+        CursorConfig {
+            secret: String::new(),
+        }
+    }
+}
+
+/// Values given on the command line, which win over everything else.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub database: Option<String>,
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the environment, then flags.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut table = toml::Table::try_from(Config::default()).context("serialising defaults")?;
+        if let Some(file) = file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read config file {}", file.display()))?;
+            let from_file: toml::Table = text
+                .parse()
+                .with_context(|| format!("{} is not valid TOML", file.display()))?;
+            merge(&mut table, from_file);
+        }
+        apply_environment(&mut table, std::env::vars())?;
+        if let Some(listen) = &overrides.listen {
+            table.insert("listen".into(), listen.clone().into());
+        }
+        if let Some(database) = &overrides.database {
+            let db = table
+                .entry("database")
+                .or_insert_with(|| toml::Table::new().into());
+            if let Some(db) = db.as_table_mut() {
+                db.insert("url".into(), database.clone().into());
+            }
+        }
+        let origin = file.map_or_else(
+            || "the environment".to_string(),
+            |f| f.display().to_string(),
+        );
+        table
+            .try_into()
+            .with_context(|| format!("invalid configuration (from defaults, {origin} and flags)"))
+    }
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(over)) => merge(base, over),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Applies `BRISK_*` variables to the keys that the defaults (and
+/// `ResourceConfig`) define; an unknown `BRISK_*` variable is an error, so
+/// a typo never goes unnoticed.
+fn apply_environment(
+    table: &mut toml::Table,
+    vars: impl Iterator<Item = (String, String)>,
+) -> anyhow::Result<()> {
+    let defaults = toml::Table::try_from(Config::default())?;
+    let mut leaves = Vec::new();
+    collect_leaves(&defaults, &mut Vec::new(), &mut leaves);
+    let resource_defaults = toml::Table::try_from(ResourceConfig::default())?;
+    for (name, raw) in vars {
+        let Some(rest) = name.strip_prefix("BRISK_") else {
+            continue;
+        };
+        if let Some((path, default)) = leaves.iter().find(|(path, _)| env_name(path) == rest) {
+            let value = env_value(&name, &raw, default)?;
+            set_path(table, path, value);
+        } else if let Some(spec) = rest.strip_prefix("RESOURCES_") {
+            let Some((key, default)) = resource_defaults
+                .iter()
+                .find(|(key, _)| spec.ends_with(&format!("_{}", key.to_uppercase())))
+            else {
+                bail!("{name} names no per-resource setting; see docs/configuration.md");
+            };
+            let resource = spec[..spec.len() - key.len() - 1].to_lowercase();
+            let value = env_value(&name, &raw, default)?;
+            set_path(table, &["resources".into(), resource, key.clone()], value);
+        } else if !matches!(
+            rest,
+            "LOG" | "TEST_POSTGRES_URL" | "TEST_REDIS_URL" | "TEST_REQUIRE_SERVICES"
+        ) {
+            bail!("{name} is not a brisk setting; see docs/configuration.md for the list");
+        }
+    }
+    Ok(())
+}
+
+fn collect_leaves(
+    table: &toml::Table,
+    path: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, toml::Value)>,
+) {
+    for (key, value) in table {
+        path.push(key.clone());
+        match value {
+            toml::Value::Table(inner) if key != "resources" => collect_leaves(inner, path, out),
+            toml::Value::Table(_) => {}
+            leaf => out.push((path.clone(), leaf.clone())),
+        }
+        path.pop();
+    }
+}
+
+fn env_name(path: &[String]) -> String {
+    path.join("_").to_uppercase()
+}
+
+/// Reads an environment value as the type of the key's default.
+fn env_value(name: &str, raw: &str, default: &toml::Value) -> anyhow::Result<toml::Value> {
+    Ok(match default {
+        toml::Value::Integer(_) => raw
+            .trim()
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .with_context(|| format!("{name} must be a whole number, not '{raw}'"))?,
+        toml::Value::Boolean(_) => match raw.trim() {
+            "true" | "1" => toml::Value::Boolean(true),
+            "false" | "0" => toml::Value::Boolean(false),
+            _ => bail!("{name} must be true or false, not '{raw}'"),
+        },
+        toml::Value::Float(_) => raw
+            .trim()
+            .parse::<f64>()
+            .map(toml::Value::Float)
+            .with_context(|| format!("{name} must be a number, not '{raw}'"))?,
+        toml::Value::Array(_) => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.into()))
+                .collect(),
+        ),
+        _ => toml::Value::String(raw.to_string()),
+    })
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    let (last, parents) = path.split_last().expect("paths are not empty");
+    let mut at = table;
+    for key in parents {
+        at = at
+            .entry(key.clone())
+            .or_insert_with(|| toml::Table::new().into())
+            .as_table_mut()
+            .expect("config sections are tables");
+    }
+    at.insert(last.clone(), value);
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> anyhow::Result<DatabaseUrl> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_string()));
+        }
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        if path.is_empty() {
+            bail!(
+                "no database given: pass --db shop.db or --db postgres://..., or set database.url"
+            );
+        }
+        if path.contains("://") {
+            bail!(
+                "'{url}' is not a database brisk serves: give a SQLite file path or a postgres:// URL"
+            );
+        }
+        Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    /// The URL without a password, for logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if url[scheme + 3..at].contains(':') => {
+                    let user_end = scheme + 3 + url[scheme + 3..at].find(':').unwrap_or(0);
+                    write!(f, "{}:***{}", &url[..user_end], &url[at..])
+                }
+                _ => f.write_str(url),
+            },
+        }
+    }
+}
+
+/// The configuration, checked and ready to use.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database: DatabaseUrl,
+    pub pool_size: usize,
+    pub statement_timeout: std::time::Duration,
+    pub limits: Limits,
+    pub schema_name: String,
+    pub cursor_secret: Vec<u8>,
+    pub config: Config,
+}
+
+impl Settings {
+    pub fn from_config(config: Config) -> anyhow::Result<Settings> {
+        let listen = config.listen.parse().with_context(|| {
+            format!(
+                "listen '{}' is not an address like 127.0.0.1:8080",
+                config.listen
+            )
+        })?;
+        let database = DatabaseUrl::parse(&config.database.url)?;
+        let limits = Limits {
+            default_limit: config.limits.default_limit,
+            max_limit: config.limits.max_limit,
+        };
+        if limits.max_limit == 0 || !(1..=limits.max_limit).contains(&limits.default_limit) {
+            bail!(
+                "limits.default_limit ({}) must be between 1 and limits.max_limit ({})",
+                limits.default_limit,
+                limits.max_limit
+            );
+        }
+        if config.database.pool_size == 0 {
+            bail!("database.pool_size must be at least 1");
+        }
+        let cursor_secret = if config.cursor.secret.is_empty() {
+            let mut secret = vec![0u8; 32];
+            getrandom::fill(&mut secret).expect("the operating system provides random bytes");
+            secret
+        } else {
+            config.cursor.secret.as_bytes().to_vec()
+        };
+        Ok(Settings {
+            listen,
+            database,
+            pool_size: config.database.pool_size,
+            statement_timeout: std::time::Duration::from_millis(
+                config.database.statement_timeout_ms,
+            ),
+            limits,
+            schema_name: config.schema.name.clone(),
+            cursor_secret,
+            config,
+        })
+    }
+
+    /// Whether `table` is served, by `schema.tables` and `schema.hidden_tables`.
+    pub fn serves_table(&self, table: &str) -> bool {
+        let schema = &self.config.schema;
+        (schema.tables.is_empty() || schema.tables.iter().any(|t| t == table))
+            && !schema.hidden_tables.iter().any(|t| t == table)
+    }
+
+    /// Whether `table.column` is served, by the resource's `columns` and
+    /// `hidden_columns`.
+    pub fn serves_column(&self, table: &str, column: &str) -> bool {
+        match self.config.resources.get(table) {
+            None => true,
+            Some(r) => {
+                (r.columns.is_empty() || r.columns.iter().any(|c| c == column))
+                    && !r.hidden_columns.iter().any(|c| c == column)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_env(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let mut table = toml::Table::try_from(Config::default())?;
+        apply_environment(
+            &mut table,
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )?;
+        Ok(table.try_into()?)
+    }
+
+    #[test]
+    fn every_key_has_an_environment_variable() {
+        let config = with_env(&[
+            ("BRISK_LISTEN", "0.0.0.0:9000"),
+            ("BRISK_DATABASE_URL", "postgres://db/shop"),
+            ("BRISK_LIMITS_MAX_LIMIT", "500"),
+            ("BRISK_SCHEMA_HIDDEN_TABLES", "secrets, audit"),
+            ("BRISK_RESOURCES_ORDER_ITEMS_HIDDEN_COLUMNS", "unit_price"),
+            ("PATH", "/bin"),
+        ])
+        .unwrap();
+        assert_eq!(config.listen, "0.0.0.0:9000");
+        assert_eq!(config.database.url, "postgres://db/shop");
+        assert_eq!(config.limits.max_limit, 500);
+        assert_eq!(config.schema.hidden_tables, ["secrets", "audit"]);
+        assert_eq!(
+            config.resources["order_items"].hidden_columns,
+            ["unit_price"]
+        );
+    }
+
+    #[test]
+    fn refuses_unknown_and_mistyped_variables() {
+        let typo = with_env(&[("BRISK_LIMITS_MAX_LIMITS", "5")]).unwrap_err();
+        assert!(
+            typo.to_string()
+                .contains("BRISK_LIMITS_MAX_LIMITS is not a brisk setting"),
+            "{typo}"
+        );
+        let mistyped = with_env(&[("BRISK_LIMITS_MAX_LIMIT", "lots")]).unwrap_err();
+        assert!(
+            mistyped.to_string().contains("must be a whole number"),
+            "{mistyped}"
+        );
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("brisk.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1\"\n[database]\nurl = \"a.db\"\n[resources.users]\nhidden_columns = [\"email\"]\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&file),
+            &Overrides {
+                listen: None,
+                database: Some("b.db".into()),
+            },
+        )
+        .unwrap();
+        assert_eq!(config.listen, "127.0.0.1:1");
+        assert_eq!(config.database.url, "b.db");
+        let settings = Settings::from_config(config).unwrap();
+        assert!(!settings.serves_column("users", "email"));
+        assert!(settings.serves_column("users", "name"));
+        std::fs::write(&file, "listen = 5\n").unwrap();
+        assert!(Config::load(Some(&file), &Overrides::default()).is_err());
+        std::fs::write(&file, "[limits]\nmax_limt = 5\n").unwrap();
+        let unknown = format!(
+            "{:#}",
+            Config::load(Some(&file), &Overrides::default()).unwrap_err()
+        );
+        assert!(unknown.contains("max_limt"), "{unknown}");
+    }
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(
+            DatabaseUrl::parse("shop.db").unwrap(),
+            DatabaseUrl::Sqlite("shop.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://x/shop.db").unwrap(),
+            DatabaseUrl::Sqlite("x/shop.db".into())
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://h/db").unwrap(),
+            DatabaseUrl::Postgres(_)
+        ));
+        assert!(DatabaseUrl::parse("mysql://h/db").is_err());
+        assert!(DatabaseUrl::parse("").is_err());
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u:secret@h/db")
+                .unwrap()
+                .to_string(),
+            "postgres://u:***@h/db"
+        );
+    }
+}

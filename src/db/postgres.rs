@@ -1,0 +1,313 @@
+//! PostgreSQL through a deadpool-postgres pool, with statements prepared
+//! once per connection. Every parameter is sent as text and cast by the SQL
+//! to its column's type, so one binding path serves every column type.
+
+use super::{CollectionRows, DbError, Introspection, SingleRow};
+use crate::config::Settings;
+use anyhow::Context;
+use brisk_query::Sql;
+use brisk_query::envelope::Row;
+use brisk_query::schema::{Column, ColumnKind, ForeignKey, Resource, ResourceKind};
+use brisk_query::sql::{CollectionSql, SingleSql};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{NoTls, Statement};
+
+/// Prepared statements kept per connection before the cache is emptied, so
+/// that clients asking for ever new shapes cannot grow it without bound.
+const STATEMENT_CACHE_LIMIT: usize = 512;
+
+#[derive(Clone)]
+pub struct PostgresDb {
+    pool: Pool,
+}
+
+impl PostgresDb {
+    pub async fn connect(url: &str, settings: &Settings) -> anyhow::Result<PostgresDb> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .with_context(|| format!("'{}' is not a valid PostgreSQL URL", settings.database))?;
+        config.application_name("brisk");
+        config.connect_timeout(Duration::from_secs(5));
+        config.options(format!(
+            "-c statement_timeout={} -c TimeZone=UTC",
+            settings.statement_timeout.as_millis()
+        ));
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .context("cannot build the PostgreSQL pool")?;
+        let db = PostgresDb { pool };
+        db.ping()
+            .await
+            .with_context(|| format!("cannot connect to {}", settings.database))?;
+        Ok(db)
+    }
+
+    async fn client(&self) -> Result<Object, DbError> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        if client.statement_cache.size() > STATEMENT_CACHE_LIMIT {
+            client.statement_cache.clear();
+        }
+        Ok(client)
+    }
+
+    pub async fn collection(&self, sql: &CollectionSql) -> Result<CollectionRows, DbError> {
+        let client = self.client().await?;
+        let started = Instant::now();
+        let rows_statement = prepare(&client, &sql.rows).await?;
+        let rows_params = texts(&sql.rows);
+        let (rows, total) = match &sql.count {
+            // Both statements go out on one connection without waiting for
+            // each other: one round trip.
+            Some(count) => {
+                let count_statement = prepare(&client, count).await?;
+                let count_params = texts(count);
+                let (rows_refs, count_refs) = (refs(&rows_params), refs(&count_params));
+                let (rows, total) = tokio::try_join!(
+                    client.query(&rows_statement, &rows_refs),
+                    client.query_one(&count_statement, &count_refs),
+                )
+                .map_err(classify)?;
+                (
+                    rows,
+                    Some(total.try_get::<_, i64>(0).map_err(classify)? as u64),
+                )
+            }
+            None => (
+                client
+                    .query(&rows_statement, &refs(&rows_params))
+                    .await
+                    .map_err(classify)?,
+                None,
+            ),
+        };
+        let rows = rows
+            .iter()
+            .map(|r| {
+                Ok(Row {
+                    json: r.try_get(0)?,
+                    keys: r.try_get(1)?,
+                })
+            })
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+            .map_err(classify)?;
+        let parent_missing = match (&sql.parent, rows.is_empty()) {
+            (Some(parent), true) => !exists(&client, parent).await?,
+            _ => false,
+        };
+        Ok(CollectionRows {
+            rows,
+            total,
+            parent_missing,
+            db_time: started.elapsed(),
+        })
+    }
+
+    pub async fn single(&self, sql: &SingleSql) -> Result<SingleRow, DbError> {
+        let client = self.client().await?;
+        let started = Instant::now();
+        let statement = prepare(&client, &sql.row).await?;
+        let params = texts(&sql.row);
+        let row = client
+            .query_opt(&statement, &refs(&params))
+            .await
+            .map_err(classify)?;
+        let json = row
+            .map(|r| r.try_get::<_, String>(0))
+            .transpose()
+            .map_err(classify)?;
+        let parent_missing = match (&sql.parent, json.is_none()) {
+            (Some(parent), true) => !exists(&client, parent).await?,
+            _ => false,
+        };
+        Ok(SingleRow {
+            json,
+            parent_missing,
+            db_time: started.elapsed(),
+        })
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await.map_err(classify)?;
+        Ok(())
+    }
+
+    pub async fn introspect(&self, schema: &str) -> anyhow::Result<Introspection> {
+        let client = self.client().await?;
+        introspect(&client, schema).await
+    }
+}
+
+async fn prepare(client: &Object, sql: &Sql) -> Result<Statement, DbError> {
+    let types = vec![Type::TEXT; sql.params.len()];
+    client
+        .prepare_typed_cached(&sql.text, &types)
+        .await
+        .map_err(classify)
+}
+
+fn texts(sql: &Sql) -> Vec<Option<String>> {
+    sql.params.iter().map(|v| v.as_text()).collect()
+}
+
+fn refs(params: &[Option<String>]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+async fn exists(client: &Object, sql: &Sql) -> Result<bool, DbError> {
+    let statement = prepare(client, sql).await?;
+    let params = texts(sql);
+    Ok(client
+        .query_opt(&statement, &refs(&params))
+        .await
+        .map_err(classify)?
+        .is_some())
+}
+
+fn classify(error: tokio_postgres::Error) -> DbError {
+    match error.code() {
+        Some(code) if *code == SqlState::QUERY_CANCELED => DbError::Timeout,
+        // Class 22, data exception: a value the database could not read as
+        // its column's type.
+        Some(code) if code.code().starts_with("22") => DbError::BadValue(
+            error
+                .as_db_error()
+                .map_or_else(|| error.to_string(), |db| db.message().to_string()),
+        ),
+        Some(code) if code.code().starts_with("08") || code.code().starts_with("57P") => {
+            DbError::Unavailable(error.to_string())
+        }
+        None if error.is_closed() => DbError::Unavailable(error.to_string()),
+        _ => DbError::Internal(error.as_db_error().map_or_else(
+            || error.to_string(),
+            |db| format!("{}: {}", db.code().code(), db.message()),
+        )),
+    }
+}
+
+const COLUMNS: &str = "
+SELECT c.relname, c.relkind::text, a.attname, a.attnotnull,
+       a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '',
+       tn.nspname, t.typname, t.typtype::text, coalesce(bt.typname, t.typname)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_namespace tn ON tn.oid = t.typnamespace
+LEFT JOIN pg_type bt ON bt.oid = t.typbasetype AND t.typtype = 'd'
+WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
+ORDER BY c.relname, a.attnum";
+
+const PRIMARY_KEYS: &str = "
+SELECT c.relname, a.attname
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey)
+WHERE i.indisprimary AND n.nspname = $1
+ORDER BY c.relname, array_position(i.indkey::int2[], a.attnum)";
+
+const FOREIGN_KEYS: &str = "
+SELECT c.relname, a.attname, rc.relname, ra.attname
+FROM pg_constraint k
+JOIN pg_class c ON c.oid = k.conrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_class rc ON rc.oid = k.confrelid
+JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.conkey[1]
+JOIN pg_attribute ra ON ra.attrelid = rc.oid AND ra.attnum = k.confkey[1]
+WHERE k.contype = 'f' AND n.nspname = $1 AND rn.nspname = $1 AND cardinality(k.conkey) = 1
+ORDER BY c.relname, k.conname";
+
+async fn introspect(client: &Object, schema: &str) -> anyhow::Result<Introspection> {
+    let column_rows = client
+        .query(COLUMNS, &[&schema])
+        .await
+        .context("cannot read the PostgreSQL catalog")?;
+    let mut resources: Vec<Resource> = Vec::new();
+    for row in &column_rows {
+        let table: String = row.get(0);
+        let relkind: String = row.get(1);
+        let type_schema: String = row.get(5);
+        let type_name: String = row.get(6);
+        let type_kind: String = row.get(7);
+        let base_type: String = row.get(8);
+        let not_null: bool = row.get(3);
+        let column = Column {
+            name: row.get(2),
+            kind: kind_of(&base_type, &type_kind),
+            db_type: format!("{type_schema}.{type_name}"),
+            nullable: !not_null,
+            has_default: row.get::<_, bool>(4) || !not_null,
+        };
+        match resources.last_mut() {
+            Some(last) if last.name == table => last.columns.push(column),
+            _ => resources.push(Resource {
+                name: table,
+                kind: if matches!(relkind.as_str(), "v" | "m") {
+                    ResourceKind::View
+                } else {
+                    ResourceKind::Table
+                },
+                columns: vec![column],
+                primary_key: Vec::new(),
+                relations: Vec::new(),
+            }),
+        }
+    }
+    for row in client.query(PRIMARY_KEYS, &[&schema]).await? {
+        let table: String = row.get(0);
+        if let Some(resource) = resources.iter_mut().find(|r| r.name == table) {
+            resource.primary_key.push(row.get(1));
+        }
+    }
+    let foreign_keys = client
+        .query(FOREIGN_KEYS, &[&schema])
+        .await?
+        .iter()
+        .map(|row| ForeignKey {
+            table: row.get(0),
+            column: row.get(1),
+            referenced_table: row.get(2),
+            referenced_column: row.get(3),
+        })
+        .collect();
+    Ok(Introspection {
+        resources,
+        foreign_keys,
+    })
+}
+
+fn kind_of(base_type: &str, type_kind: &str) -> ColumnKind {
+    match base_type {
+        "int2" | "int4" | "int8" => ColumnKind::Integer,
+        "float4" | "float8" => ColumnKind::Real,
+        "numeric" => ColumnKind::Numeric,
+        "text" | "varchar" | "bpchar" | "name" | "citext" if type_kind != "e" => ColumnKind::Text,
+        "bool" => ColumnKind::Boolean,
+        "timestamptz" | "timestamp" => ColumnKind::Timestamp,
+        "date" => ColumnKind::Date,
+        "uuid" => ColumnKind::Uuid,
+        "json" | "jsonb" => ColumnKind::Json,
+        "bytea" => ColumnKind::Blob,
+        _ => ColumnKind::Other,
+    }
+}

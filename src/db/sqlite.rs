@@ -1,0 +1,356 @@
+//! SQLite: a pool of read connections in WAL mode, each used on a blocking
+//! thread, with prepared statements cached per connection.
+//!
+//! The pool is a few lines of our own rather than deadpool-sqlite, which
+//! runs a `SELECT` on a blocking thread at every checkout to recycle the
+//! connection: a second thread hop per request for nothing, since a SQLite
+//! connection cannot go stale.
+
+use super::{CollectionRows, DbError, Introspection, SingleRow};
+use crate::config::Settings;
+use anyhow::Context;
+use brisk_query::Sql;
+use brisk_query::SqlValue;
+use brisk_query::envelope::Row;
+use brisk_query::schema::{Column, ColumnKind, ForeignKey, Resource, ResourceKind};
+use brisk_query::sql::{CollectionSql, SingleSql};
+use rusqlite::{Connection, OpenFlags, params_from_iter, types::Value};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// How long a request waits for a free connection before it is refused.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct SqliteDb {
+    pool: Arc<Pool>,
+}
+
+struct Pool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+    statement_timeout: Duration,
+}
+
+impl SqliteDb {
+    pub async fn open(path: &Path, settings: &Settings) -> anyhow::Result<SqliteDb> {
+        let path = path.to_path_buf();
+        let size = settings.pool_size;
+        let connections = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || -> anyhow::Result<Vec<Connection>> {
+                if !path.exists() {
+                    anyhow::bail!(
+                        "{} does not exist; create the demo with `brisk load-demo --db {}` or give another file",
+                        path.display(),
+                        path.display()
+                    );
+                }
+                let first = open_connection(&path)?;
+                first
+                    .pragma_update(None, "journal_mode", "WAL")
+                    .with_context(|| format!("cannot switch {} to WAL mode", path.display()))?;
+                let mut all = vec![first];
+                for _ in 1..size {
+                    all.push(open_connection(&path)?);
+                }
+                Ok(all)
+            }
+        })
+        .await??;
+        Ok(SqliteDb {
+            pool: Arc::new(Pool {
+                path,
+                idle: Mutex::new(connections),
+                permits: Semaphore::new(size),
+                statement_timeout: settings.statement_timeout,
+            }),
+        })
+    }
+
+    /// Runs `work` on a pooled connection on a blocking thread.
+    async fn run<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
+    ) -> Result<R, DbError> {
+        let _permit = tokio::time::timeout(CHECKOUT_TIMEOUT, self.pool.permits.acquire())
+            .await
+            .map_err(|_| DbError::Unavailable("every SQLite connection is busy".into()))?
+            .map_err(|_| DbError::Unavailable("the pool is closed".into()))?;
+        let connection = self
+            .pool
+            .idle
+            .lock()
+            .expect("pool lock")
+            .pop()
+            .expect("a permit guarantees an idle connection");
+        let deadline = Instant::now() + self.pool.statement_timeout;
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = connection
+                .progress_handler(1000, Some(move || Instant::now() > deadline))
+                .and_then(|()| work(&connection));
+            let cleared = connection.progress_handler(0, None::<fn() -> bool>);
+            (connection, result.and_then(|r| cleared.map(|()| r)))
+        })
+        .await;
+        let (connection, result) = match joined {
+            Ok(done) => done,
+            Err(panic) => {
+                // The connection went down with the thread; open a fresh one.
+                let fresh = open_connection(&self.pool.path)
+                    .map_err(|e| DbError::Unavailable(format!("cannot reopen SQLite: {e:#}")))?;
+                self.pool.idle.lock().expect("pool lock").push(fresh);
+                return Err(DbError::Internal(format!(
+                    "SQLite worker panicked: {panic}"
+                )));
+            }
+        };
+        self.pool.idle.lock().expect("pool lock").push(connection);
+        result.map_err(classify)
+    }
+
+    pub async fn collection(&self, sql: &CollectionSql) -> Result<CollectionRows, DbError> {
+        let sql = sql.clone();
+        let started = Instant::now();
+        let (rows, total, parent_missing) = self
+            .run(move |c| {
+                let mut statement = c.prepare_cached(&sql.rows.text)?;
+                let rows = statement
+                    .query_map(params(&sql.rows), |r| {
+                        Ok(Row {
+                            json: r.get(0)?,
+                            keys: r.get(1)?,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let total = match &sql.count {
+                    Some(count) => Some(
+                        c.prepare_cached(&count.text)?
+                            .query_row(params(count), |r| r.get::<_, i64>(0))?
+                            as u64,
+                    ),
+                    None => None,
+                };
+                let parent_missing = match (&sql.parent, rows.is_empty()) {
+                    (Some(parent), true) => !exists(c, parent)?,
+                    _ => false,
+                };
+                Ok((rows, total, parent_missing))
+            })
+            .await?;
+        Ok(CollectionRows {
+            rows,
+            total,
+            parent_missing,
+            db_time: started.elapsed(),
+        })
+    }
+
+    pub async fn single(&self, sql: &SingleSql) -> Result<SingleRow, DbError> {
+        let sql = sql.clone();
+        let started = Instant::now();
+        let (json, parent_missing) = self
+            .run(move |c| {
+                let json: Option<String> = {
+                    let mut statement = c.prepare_cached(&sql.row.text)?;
+                    let mut rows = statement.query(params(&sql.row))?;
+                    match rows.next()? {
+                        Some(row) => Some(row.get(0)?),
+                        None => None,
+                    }
+                };
+                let parent_missing = match (&sql.parent, json.is_none()) {
+                    (Some(parent), true) => !exists(c, parent)?,
+                    _ => false,
+                };
+                Ok((json, parent_missing))
+            })
+            .await?;
+        Ok(SingleRow {
+            json,
+            parent_missing,
+            db_time: started.elapsed(),
+        })
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.run(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+
+    pub async fn introspect(&self) -> anyhow::Result<Introspection> {
+        Ok(self.run(introspect).await?)
+    }
+}
+
+fn open_connection(path: &Path) -> anyhow::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let connection = Connection::open_with_flags(path, flags)
+        .with_context(|| format!("cannot open SQLite database {}", path.display()))?;
+    connection
+        .execute_batch(
+            "PRAGMA query_only = ON;
+             PRAGMA busy_timeout = 5000;
+             PRAGMA cache_size = -32768;
+             PRAGMA mmap_size = 268435456;
+             PRAGMA temp_store = MEMORY;",
+        )
+        .with_context(|| format!("cannot configure connection to {}", path.display()))?;
+    connection.set_prepared_statement_cache_capacity(256);
+    Ok(connection)
+}
+
+fn params(sql: &Sql) -> impl rusqlite::Params + '_ {
+    params_from_iter(sql.params.iter().map(to_sqlite))
+}
+
+fn to_sqlite(value: &SqlValue) -> Value {
+    match value {
+        SqlValue::Null => Value::Null,
+        SqlValue::Integer(i) => Value::Integer(*i),
+        SqlValue::Real(f) => Value::Real(*f),
+        SqlValue::Decimal(d) => d
+            .parse()
+            .map_or_else(|_| Value::Text(d.clone()), Value::Real),
+        SqlValue::Text(t) => Value::Text(t.clone()),
+        SqlValue::Bool(b) => Value::Integer(i64::from(*b)),
+    }
+}
+
+fn exists(c: &Connection, sql: &Sql) -> Result<bool, rusqlite::Error> {
+    c.prepare_cached(&sql.text)?.exists(params(sql))
+}
+
+fn classify(error: rusqlite::Error) -> DbError {
+    match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::OperationInterrupted) => DbError::Timeout,
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            DbError::Unavailable(error.to_string())
+        }
+        _ => DbError::Internal(error.to_string()),
+    }
+}
+
+/// Tables and views from `sqlite_schema`, columns from `table_info`, keys
+/// from `foreign_key_list` (single-column keys only).
+fn introspect(c: &Connection) -> Result<Introspection, rusqlite::Error> {
+    let tables: Vec<(String, String)> = c
+        .prepare(
+            "SELECT name, type FROM sqlite_schema
+             WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+             ORDER BY name",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut resources = Vec::new();
+    let mut foreign_keys = Vec::new();
+    for (name, kind) in tables {
+        let mut primary_key: Vec<(i64, String)> = Vec::new();
+        let columns: Vec<Column> = c
+            .prepare("SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk FROM pragma_table_info(?1)")?
+            .query_map([&name], |r| {
+                let column: String = r.get(0)?;
+                let declared: String = r.get(1)?;
+                let not_null: bool = r.get(2)?;
+                let has_default: bool = r.get(3)?;
+                let pk: i64 = r.get(4)?;
+                Ok((column, declared, not_null, has_default, pk))
+            })?
+            .map(|row| {
+                let (column, declared, not_null, has_default, pk) = row?;
+                if pk > 0 {
+                    primary_key.push((pk, column.clone()));
+                }
+                let kind = kind_of(&declared);
+                let rowid_alias = pk == 1 && declared.eq_ignore_ascii_case("INTEGER");
+                let nullable = !not_null && pk == 0;
+                Ok(Column {
+                    name: column,
+                    kind,
+                    db_type: declared,
+                    nullable,
+                    has_default: has_default || rowid_alias || nullable,
+                })
+            })
+            .collect::<Result<_, rusqlite::Error>>()?;
+        primary_key.sort();
+        let keys: Vec<(i64, String, String, Option<String>)> = c
+            .prepare("SELECT id, \"from\", \"table\", \"to\" FROM pragma_foreign_key_list(?1) ORDER BY id, seq")?
+            .query_map([&name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, from, table, to) in &keys {
+            if keys.iter().filter(|k| k.0 == *id).count() != 1 {
+                continue;
+            }
+            let referenced_column = match to {
+                Some(to) => to.clone(),
+                None => match primary_key_of(c, table)?.as_slice() {
+                    [only] => only.clone(),
+                    _ => continue,
+                },
+            };
+            foreign_keys.push(ForeignKey {
+                table: name.clone(),
+                column: from.clone(),
+                referenced_table: table.clone(),
+                referenced_column,
+            });
+        }
+        resources.push(Resource {
+            name,
+            kind: if kind == "view" {
+                ResourceKind::View
+            } else {
+                ResourceKind::Table
+            },
+            columns,
+            primary_key: primary_key.into_iter().map(|(_, c)| c).collect(),
+            relations: Vec::new(),
+        });
+    }
+    Ok(Introspection {
+        resources,
+        foreign_keys,
+    })
+}
+
+fn primary_key_of(c: &Connection, table: &str) -> Result<Vec<String>, rusqlite::Error> {
+    c.prepare("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")?
+        .query_map([table], |r| r.get(0))?
+        .collect()
+}
+
+/// SQLite's affinity rules (section 3.1 of its datatype page), refined by
+/// the names that imply a type a client can check.
+fn kind_of(declared: &str) -> ColumnKind {
+    let upper = declared.to_ascii_uppercase();
+    if upper.contains("INT") {
+        ColumnKind::Integer
+    } else if upper.contains("BOOL") {
+        ColumnKind::Boolean
+    } else if upper.contains("CHAR")
+        || upper.contains("CLOB")
+        || upper.contains("TEXT")
+        || upper.contains("JSON")
+    {
+        ColumnKind::Text
+    } else if upper.contains("BLOB") {
+        ColumnKind::Blob
+    } else if upper.contains("REAL") || upper.contains("FLOA") || upper.contains("DOUB") {
+        ColumnKind::Real
+    } else if upper.contains("DEC") || upper.contains("NUMERIC") {
+        ColumnKind::Numeric
+    } else if upper == "DATE" {
+        ColumnKind::Date
+    } else if upper.contains("DATE") || upper.contains("TIME") {
+        ColumnKind::Timestamp
+    } else if upper.contains("UUID") {
+        ColumnKind::Uuid
+    } else {
+        ColumnKind::Other
+    }
+}

@@ -1,0 +1,13 @@
+//! brisk: one binary that serves a SQLite file or a PostgreSQL database as a
+//! versioned REST API. See ARCHITECTURE.md for the path of a request.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod dataset;
+pub mod db;
+pub mod error;
+pub mod openapi;
+pub mod read;
+pub mod routes;
+pub mod telemetry;

@@ -1,0 +1,436 @@
+//! The OpenAPI 3.1 document, generated from the live schema at start-up:
+//! every route, parameter, resource schema and problem type.
+
+use crate::error::Problem;
+use brisk_query::params::Operator;
+use brisk_query::schema::{Cardinality, Column, ColumnKind, Resource};
+use brisk_query::{Limits, Schema};
+use serde_json::{Map, Value, json};
+
+pub fn document(schema: &Schema, limits: &Limits) -> Value {
+    let mut paths = Map::new();
+    let mut schemas = Map::new();
+    for resource in schema.resources() {
+        schemas.insert(resource.name.clone(), resource_schema(resource));
+        let tag = json!([resource.name]);
+        paths.insert(
+            format!("/v1/{}", resource.name),
+            json!({ "get": {
+                "operationId": format!("list_{}", resource.name),
+                "summary": format!("A page of {}", resource.name),
+                "tags": tag,
+                "parameters": collection_parameters(schema, resource, limits),
+                "responses": collection_responses(&resource.name),
+            }}),
+        );
+        let Some(key) = resource.row_key() else {
+            continue;
+        };
+        paths.insert(
+            format!("/v1/{}/{{id}}", resource.name),
+            json!({ "get": {
+                "operationId": format!("get_{}", resource.name),
+                "summary": format!("One row of {} by {}", resource.name, key.name),
+                "tags": tag,
+                "parameters": [id_parameter(key), fields_parameter(resource), include_parameter(schema, resource)],
+                "responses": single_responses(&resource.name, false),
+            }}),
+        );
+        for relation in &resource.relations {
+            let target = schema
+                .resource(&relation.target)
+                .expect("relation targets exist");
+            let path = format!("/v1/{}/{{id}}/{}", resource.name, relation.name);
+            let operation_id = format!("get_{}_{}", resource.name, relation.name);
+            let operation = match relation.cardinality {
+                Cardinality::ToMany => {
+                    let mut parameters = vec![id_parameter(key)];
+                    parameters.extend(collection_parameters(schema, target, limits));
+                    json!({
+                        "operationId": operation_id,
+                        "summary": format!("The {} of one row of {}", relation.name, resource.name),
+                        "tags": tag,
+                        "parameters": parameters,
+                        "responses": collection_responses(&target.name),
+                    })
+                }
+                Cardinality::ToOne => json!({
+                    "operationId": operation_id,
+                    "summary": format!("The {} of one row of {} (null when unset)", relation.name, resource.name),
+                    "tags": tag,
+                    "parameters": [id_parameter(key), fields_parameter(target), include_parameter(schema, target)],
+                    "responses": single_responses(&target.name, true),
+                }),
+            };
+            paths.insert(path, json!({ "get": operation }));
+        }
+    }
+    paths.insert(
+        "/v1/openapi.json".into(),
+        json!({ "get": {
+            "operationId": "openapi",
+            "summary": "This document",
+            "responses": { "200": { "description": "The OpenAPI document", "content": { "application/json": { "schema": { "type": "object" } } } } },
+        }}),
+    );
+    paths.insert(
+        "/healthz".into(),
+        json!({ "get": {
+            "operationId": "healthz",
+            "summary": "Liveness: the process answers",
+            "responses": { "200": status_response("ok") },
+        }}),
+    );
+    paths.insert(
+        "/readyz".into(),
+        json!({ "get": {
+            "operationId": "readyz",
+            "summary": "Readiness: the database answers",
+            "responses": { "200": status_response("ready"), "503": problem_ref("503") },
+        }}),
+    );
+    schemas.insert("Problem".into(), problem_schema());
+    schemas.insert("Meta".into(), meta_schema());
+    schemas.insert("Links".into(), links_schema());
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "brisk",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "A REST API generated from the database schema. Errors are application/problem+json (RFC 9457); \
+                            the `type` of each names one of the problem types listed under x-problem-types.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": problem_responses(),
+        },
+        "x-problem-types": Problem::all().into_iter().map(|p| json!({
+            "type": p.type_uri(),
+            "title": p.title(),
+            "status": p.status().as_u16(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn column_schema(column: &Column) -> Value {
+    let (kind, format) = match column.kind {
+        ColumnKind::Integer => ("integer", None),
+        ColumnKind::Real | ColumnKind::Numeric => ("number", None),
+        ColumnKind::Text => ("string", None),
+        ColumnKind::Boolean => ("boolean", None),
+        ColumnKind::Timestamp => ("string", Some("date-time")),
+        ColumnKind::Date => ("string", Some("date")),
+        ColumnKind::Uuid => ("string", Some("uuid")),
+        ColumnKind::Blob => ("string", Some("hex")),
+        ColumnKind::Json | ColumnKind::Other => return json!({ "description": column.db_type }),
+    };
+    let mut schema = Map::new();
+    schema.insert(
+        "type".into(),
+        if column.nullable {
+            json!([kind, "null"])
+        } else {
+            json!(kind)
+        },
+    );
+    if let Some(format) = format {
+        schema.insert("format".into(), json!(format));
+    }
+    Value::Object(schema)
+}
+
+fn resource_schema(resource: &Resource) -> Value {
+    let mut properties = Map::new();
+    for column in &resource.columns {
+        properties.insert(column.name.clone(), column_schema(column));
+    }
+    for relation in &resource.relations {
+        let target = json!({ "$ref": format!("#/components/schemas/{}", relation.target) });
+        let schema = match relation.cardinality {
+            Cardinality::ToOne => {
+                json!({ "description": format!("embedded with include={}", relation.name), "oneOf": [target, { "type": "null" }] })
+            }
+            Cardinality::ToMany => {
+                json!({ "description": format!("embedded with include={}", relation.name), "type": "array", "items": target })
+            }
+        };
+        properties.insert(relation.name.clone(), schema);
+    }
+    json!({
+        "type": "object",
+        "description": "Fields are all columns unless `fields` names some; relations appear when included.",
+        "properties": properties,
+    })
+}
+
+fn query_parameter(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+fn id_parameter(key: &Column) -> Value {
+    json!({ "name": "id", "in": "path", "required": true, "description": format!("the {}", key.name), "schema": column_schema(&Column { nullable: false, ..key.clone() }) })
+}
+
+fn fields_parameter(resource: &Resource) -> Value {
+    let names: Vec<&str> = resource.columns.iter().map(|c| c.name.as_str()).collect();
+    query_parameter(
+        "fields",
+        &format!(
+            "Comma-separated fields to return (of {}: {}); `relation.field` trims an included relation.",
+            resource.name,
+            names.join(", ")
+        ),
+        json!({ "type": "string" }),
+    )
+}
+
+fn include_parameter(schema: &Schema, resource: &Resource) -> Value {
+    let relations: Vec<&str> = resource.relations.iter().map(|r| r.name.as_str()).collect();
+    let _ = schema;
+    query_parameter(
+        "include",
+        &format!(
+            "Comma-separated relations to embed, nested with dots (relations of {}: {}). One database round trip.",
+            resource.name,
+            if relations.is_empty() {
+                "none".to_string()
+            } else {
+                relations.join(", ")
+            }
+        ),
+        json!({ "type": "string" }),
+    )
+}
+
+fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) -> Vec<Value> {
+    let sortable: Vec<&str> = resource
+        .columns
+        .iter()
+        .filter(|c| c.kind.is_ordered())
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut parameters = vec![
+        fields_parameter(resource),
+        include_parameter(schema, resource),
+        query_parameter(
+            "sort",
+            &format!(
+                "Comma-separated sort keys: `name` or `name_asc` ascending, `-name` or `name_desc` descending. \
+                 The primary key is the last tie-breaker. NULL sorts after every value ascending. Sortable: {}.",
+                sortable.join(", ")
+            ),
+            json!({ "type": "string" }),
+        ),
+        query_parameter(
+            "limit",
+            &format!("Rows per page (default {}).", limits.default_limit),
+            json!({ "type": "integer", "minimum": 1, "maximum": limits.max_limit, "default": limits.default_limit }),
+        ),
+        query_parameter(
+            "page",
+            "1-based page number; not with cursor.",
+            json!({ "type": "integer", "minimum": 1 }),
+        ),
+        query_parameter(
+            "cursor",
+            "Keyset cursor from meta.next_cursor or meta.prev_cursor; valid only with the same sort and filters.",
+            json!({ "type": "string" }),
+        ),
+        query_parameter(
+            "count",
+            "`exact` adds meta.total.",
+            json!({ "type": "string", "enum": ["exact"] }),
+        ),
+    ];
+    for column in &resource.columns {
+        for operator in Operator::ALL {
+            if !operator_applies(operator, column.kind) {
+                continue;
+            }
+            let (name, description, schema) = match operator {
+                Operator::Null => (
+                    format!("{}[null]", column.name),
+                    "true: only rows where it is null; false: only rows where it is not"
+                        .to_string(),
+                    json!({ "type": "boolean" }),
+                ),
+                Operator::In | Operator::Nin => (
+                    format!("{}[{}]", column.name, operator.name()),
+                    format!(
+                        "Comma-separated values ({}); quote an item holding a comma with double quotes.",
+                        if operator == Operator::In {
+                            "any of"
+                        } else {
+                            "none of"
+                        }
+                    ),
+                    json!({ "type": "string" }),
+                ),
+                Operator::Like | Operator::Ilike => (
+                    format!("{}[{}]", column.name, operator.name()),
+                    format!(
+                        "Pattern: % or * for any run, _ for one character, \\ escapes; {}.",
+                        if operator == Operator::Like {
+                            "case-sensitive"
+                        } else {
+                            "case-insensitive"
+                        }
+                    ),
+                    json!({ "type": "string" }),
+                ),
+                _ => (
+                    format!("{}[{}]", column.name, operator.name()),
+                    format!("{} {} the value", column.name, operator.name()),
+                    column_schema(&Column {
+                        nullable: false,
+                        ..column.clone()
+                    }),
+                ),
+            };
+            parameters.push(query_parameter(&name, &description, schema.clone()));
+            if operator == Operator::Eq {
+                parameters.push(query_parameter(&column.name, "Shorthand for [eq].", schema));
+            }
+        }
+    }
+    parameters
+}
+
+fn operator_applies(operator: Operator, kind: ColumnKind) -> bool {
+    match operator {
+        Operator::Null => true,
+        Operator::Like | Operator::Ilike => kind.is_textual(),
+        Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte => kind.is_ordered(),
+        _ => kind.is_comparable(),
+    }
+}
+
+fn collection_responses(resource: &str) -> Value {
+    json!({
+        "200": {
+            "description": format!("A page of {resource}, with a Link header (RFC 8288) to the first, previous, next and last pages"),
+            "headers": { "Link": { "schema": { "type": "string" } } },
+            "content": { "application/json": { "schema": {
+                "type": "object",
+                "required": ["data", "meta", "links"],
+                "properties": {
+                    "data": { "type": "array", "items": { "$ref": format!("#/components/schemas/{resource}") } },
+                    "meta": { "$ref": "#/components/schemas/Meta" },
+                    "links": { "$ref": "#/components/schemas/Links" },
+                },
+            }}},
+        },
+        "400": problem_ref("400"),
+        "404": problem_ref("404"),
+        "503": problem_ref("503"),
+    })
+}
+
+fn single_responses(resource: &str, nullable: bool) -> Value {
+    let row = json!({ "$ref": format!("#/components/schemas/{resource}") });
+    let data = if nullable {
+        json!({ "oneOf": [row, { "type": "null" }] })
+    } else {
+        row
+    };
+    json!({
+        "200": {
+            "description": format!("One row of {resource}"),
+            "content": { "application/json": { "schema": {
+                "type": "object",
+                "required": ["data"],
+                "properties": { "data": data },
+            }}},
+        },
+        "400": problem_ref("400"),
+        "404": problem_ref("404"),
+        "503": problem_ref("503"),
+    })
+}
+
+fn status_response(status: &str) -> Value {
+    json!({
+        "description": format!("{{\"status\":\"{status}\"}}"),
+        "content": { "application/json": { "schema": { "type": "object", "properties": { "status": { "const": status } } } } },
+    })
+}
+
+fn problem_ref(status: &str) -> Value {
+    json!({ "$ref": format!("#/components/responses/Problem{status}") })
+}
+
+fn problem_responses() -> Value {
+    let mut responses = Map::new();
+    for (status, description) in [
+        (
+            "400",
+            "The request is malformed: each problem is named in `errors`",
+        ),
+        ("404", "No such resource, row, relation or route"),
+        ("405", "The route does not allow the method; see Allow"),
+        (
+            "503",
+            "The database is not answering or the query ran too long; see Retry-After",
+        ),
+    ] {
+        responses.insert(
+            format!("Problem{status}"),
+            json!({
+                "description": description,
+                "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } },
+            }),
+        );
+    }
+    Value::Object(responses)
+}
+
+fn problem_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "RFC 9457 problem details",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": { "type": "string", "format": "uri", "enum": Problem::all().into_iter().map(|p| p.type_uri()).chain(["about:blank".to_string()]).collect::<Vec<_>>() },
+            "title": { "type": "string" },
+            "status": { "type": "integer" },
+            "detail": { "type": "string" },
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["parameter", "detail"],
+                    "properties": { "parameter": { "type": "string" }, "detail": { "type": "string" } },
+                },
+            },
+        },
+    })
+}
+
+fn meta_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["limit"],
+        "properties": {
+            "limit": { "type": "integer" },
+            "page": { "type": "integer", "description": "present when paging by number" },
+            "next_cursor": { "type": "string", "description": "absent on the last page" },
+            "prev_cursor": { "type": "string" },
+            "total": { "type": "integer", "description": "with count=exact" },
+        },
+    })
+}
+
+fn links_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["self", "first"],
+        "properties": {
+            "self": { "type": "string" },
+            "first": { "type": "string" },
+            "prev": { "type": "string" },
+            "next": { "type": "string" },
+            "last": { "type": "string", "description": "with count=exact" },
+        },
+    })
+}

@@ -1,0 +1,13 @@
+//! brisk's integration tests: one binary, a module per feature, each test
+//! run against the real SQLite file and the real PostgreSQL database over
+//! real HTTP.
+
+mod support;
+
+mod cursors;
+mod errors;
+mod openapi;
+mod property;
+mod questions;
+mod reads;
+mod schema;

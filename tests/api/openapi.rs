@@ -1,0 +1,34 @@
+//! The OpenAPI document describes the live schema.
+
+use crate::on_both;
+use crate::support::*;
+
+on_both! {
+    async fn the_document_covers_every_route_and_resource(fx: &Fixture) {
+        let document = fx.json("/v1/openapi.json", 200).await;
+        assert_eq!(document["openapi"], "3.1.0");
+        let paths = document["paths"].as_object().unwrap();
+        for path in [
+            "/v1/users", "/v1/users/{id}", "/v1/users/{id}/orders",
+            "/v1/orders/{id}/user", "/v1/orders/{id}/order_items", "/v1/order_items/{id}/product",
+            "/v1/products/{id}/order_items", "/v1/openapi.json", "/healthz", "/readyz",
+        ] {
+            assert!(paths.contains_key(path), "{path} missing");
+        }
+        let list = &paths["/v1/products"]["get"];
+        let names: Vec<&str> = list["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        for name in ["fields", "include", "sort", "limit", "page", "cursor", "count", "category", "price[gte]", "name[like]", "price[null]"] {
+            assert!(names.contains(&name), "parameter {name} missing");
+        }
+        assert!(!names.contains(&"price[like]"), "like applies to text only");
+        for status in ["200", "400", "404", "503"] {
+            assert!(list["responses"].get(status).is_some(), "response {status} missing");
+        }
+        let users = &document["components"]["schemas"]["users"]["properties"];
+        assert_eq!(users["id"]["type"], "integer");
+        assert_eq!(users["profile_picture"]["type"], serde_json::json!(["string", "null"]));
+        assert_eq!(users["orders"]["type"], "array");
+        let problem_types = document["x-problem-types"].as_array().unwrap();
+        assert!(problem_types.iter().any(|p| p["type"] == "https://brisk.dev/problems/invalid-cursor"));
+    }
+}

@@ -1,0 +1,382 @@
+//! The fixtures every test uses: the demo shop in a real SQLite file and in a
+//! real, throwaway PostgreSQL database, a real brisk server on port 0, and a
+//! way to ask either database the same question directly in SQL.
+//!
+//! PostgreSQL tests skip (saying so) when the server is not reachable, unless
+//! `BRISK_TEST_REQUIRE_SERVICES=1`, which CI sets: then they fail.
+
+use brisk::app::App;
+use brisk::config::{Config, Overrides, Settings};
+use brisk::dataset::{self, DemoSpec, Target};
+use serde_json::{Map, Value};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// The scale of the test shop: 1,000 users, 500 products, 10,000 orders.
+pub const SCALE: f64 = 0.1;
+pub const SEED: u64 = 42;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running brisk over one database, and direct SQL access to the same data.
+pub struct Fixture {
+    pub backend: Backend,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub db_url: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("BRISK_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
+}
+
+pub fn services_required() -> bool {
+    std::env::var("BRISK_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// Runs async setup on its own runtime, so a `OnceLock` can hold its result
+/// whichever test's runtime asks first.
+fn block_on_fresh<T: Send + 'static>(
+    future: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    })
+    .join()
+    .expect("fixture setup panicked")
+}
+
+/// The demo shop in a SQLite file of this test process.
+pub fn sqlite_shop() -> &'static PathBuf {
+    static SHOP: OnceLock<PathBuf> = OnceLock::new();
+    SHOP.get_or_init(|| {
+        let dir = std::env::temp_dir().join("brisk-tests");
+        std::fs::create_dir_all(&dir).unwrap();
+        remove_stale_files(&dir);
+        let path = dir.join(format!("shop-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let load_path = path.clone();
+        block_on_fresh(async move {
+            dataset::load(
+                Target::Sqlite(&load_path),
+                DemoSpec {
+                    scale: SCALE,
+                    seed: SEED,
+                },
+                true,
+            )
+            .await
+            .expect("loading the SQLite test shop")
+        });
+        path
+    })
+}
+
+/// Removes test files left by processes that are gone.
+fn remove_stale_files(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let pid = name
+            .strip_prefix("shop-")
+            .and_then(|rest| rest.split(['.', '-']).next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Creates a throwaway database named `brisk_test_<pid>_<tag>` and returns
+/// its URL; `None` when PostgreSQL is not reachable and not required.
+pub fn throwaway_postgres(tag: &str) -> Option<String> {
+    let admin = postgres_admin_url();
+    let name = format!("brisk_test_{}_{tag}", std::process::id());
+    let created = block_on_fresh({
+        let admin = admin.clone();
+        let name = name.clone();
+        async move {
+            let (client, connection) =
+                tokio_postgres::connect(&admin, tokio_postgres::NoTls).await?;
+            tokio::spawn(connection);
+            drop_stale_databases(&client).await;
+            client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+                .await?;
+            client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await?;
+            Ok::<_, tokio_postgres::Error>(())
+        }
+    });
+    match created {
+        Ok(()) => Some(replace_database(&admin, &name)),
+        Err(error) if !services_required() => {
+            eprintln!(
+                "skipped: PostgreSQL not reachable at {admin} ({error}); set BRISK_TEST_REQUIRE_SERVICES=1 to fail instead"
+            );
+            None
+        }
+        Err(error) => panic!(
+            "PostgreSQL is required (BRISK_TEST_REQUIRE_SERVICES) but not reachable at {admin}: {error}"
+        ),
+    }
+}
+
+/// Drops test databases whose process has exited.
+async fn drop_stale_databases(client: &tokio_postgres::Client) {
+    let Ok(rows) = client
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'brisk\\_test\\_%'",
+            &[],
+        )
+        .await
+    else {
+        return;
+    };
+    for row in rows {
+        let name: String = row.get(0);
+        let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+                .await;
+        }
+    }
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, _) = url
+        .rsplit_once('/')
+        .expect("a postgres URL ends with /database");
+    format!("{base}/{name}")
+}
+
+/// The demo shop in this process's throwaway PostgreSQL database.
+pub fn postgres_shop() -> Option<&'static String> {
+    static SHOP: OnceLock<Option<String>> = OnceLock::new();
+    SHOP.get_or_init(|| {
+        let url = throwaway_postgres("shop")?;
+        let load_url = url.clone();
+        block_on_fresh(async move {
+            dataset::load(
+                Target::Postgres(&load_url),
+                DemoSpec {
+                    scale: SCALE,
+                    seed: SEED,
+                },
+                true,
+            )
+            .await
+            .expect("loading the PostgreSQL test shop")
+        });
+        Some(url)
+    })
+    .as_ref()
+}
+
+impl Fixture {
+    pub async fn new(backend: Backend) -> Option<Fixture> {
+        let db_url = match backend {
+            Backend::Sqlite => sqlite_shop().display().to_string(),
+            Backend::Postgres => postgres_shop()?.clone(),
+        };
+        Some(Fixture::serve(backend, &db_url, |_| {}).await)
+    }
+
+    /// Starts brisk over `db_url`, letting the test adjust the config.
+    pub async fn serve(
+        backend: Backend,
+        db_url: &str,
+        configure: impl FnOnce(&mut Config),
+    ) -> Fixture {
+        let mut config = Config::load(
+            None,
+            &Overrides {
+                listen: Some("127.0.0.1:0".into()),
+                database: Some(db_url.to_string()),
+            },
+        )
+        .unwrap();
+        config.database.pool_size = 4;
+        configure(&mut config);
+        let settings = Settings::from_config(config).unwrap();
+        let app = App::build(&settings).await.expect("building the app");
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(app.serve(listener, async {
+            let _ = rx.await;
+        }));
+        Fixture {
+            backend,
+            base,
+            client: reqwest::Client::new(),
+            db_url: db_url.to_string(),
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// GETs and parses a JSON body, asserting the status.
+    pub async fn json(&self, path: &str, status: u16) -> Value {
+        let response = self.get(path).await;
+        let got = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(got, status, "GET {path} ({:?}): {text}", self.backend);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {text}"))
+    }
+
+    /// The `data` array of a collection answer.
+    pub async fn data(&self, path: &str) -> Vec<Value> {
+        match self.json(path, 200).await["data"].take() {
+            Value::Array(rows) => rows,
+            other => panic!("GET {path}: data is not an array: {other}"),
+        }
+    }
+
+    /// Runs SQL directly on the fixture's database; rows as JSON objects.
+    pub async fn sql(&self, query: &str) -> Vec<Map<String, Value>> {
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self.db_url.clone();
+                let query = query.to_string();
+                tokio::task::spawn_blocking(move || sqlite_rows(&path, &query))
+                    .await
+                    .unwrap()
+            }
+            Backend::Postgres => {
+                let (client, connection) =
+                    tokio_postgres::connect(&self.db_url, tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                tokio::spawn(connection);
+                client
+                    .query(
+                        &format!("SELECT row_to_json(x)::text FROM ({query}) x"),
+                        &[],
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("{query}: {e}"))
+                    .iter()
+                    .map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap())
+                    .collect()
+            }
+        }
+    }
+
+    /// One column of a direct SQL query.
+    pub async fn sql_column(&self, query: &str) -> Vec<Value> {
+        self.sql(query)
+            .await
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .next()
+                    .map(|(_, v)| v)
+                    .unwrap_or(Value::Null)
+            })
+            .collect()
+    }
+}
+
+fn sqlite_rows(path: &str, query: &str) -> Vec<Map<String, Value>> {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    let mut statement = connection
+        .prepare(query)
+        .unwrap_or_else(|e| panic!("{query}: {e}"));
+    let names: Vec<String> = statement
+        .column_names()
+        .into_iter()
+        .map(String::from)
+        .collect();
+    statement
+        .query_map([], |row| {
+            let mut object = Map::new();
+            for (i, name) in names.iter().enumerate() {
+                let value = match row.get_ref(i)? {
+                    rusqlite::types::ValueRef::Null => Value::Null,
+                    rusqlite::types::ValueRef::Integer(n) => Value::from(n),
+                    rusqlite::types::ValueRef::Real(f) => Value::from(f),
+                    rusqlite::types::ValueRef::Text(t) => {
+                        Value::from(String::from_utf8_lossy(t).to_string())
+                    }
+                    rusqlite::types::ValueRef::Blob(b) => Value::from(format!("{b:?}")),
+                };
+                object.insert(name.clone(), value);
+            }
+            Ok(object)
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Numbers compared as numbers (12.5 and 12.50 are one value), the rest as is.
+pub fn normalise(value: &Value) -> Value {
+    match value {
+        Value::Number(n) => Value::from(n.as_f64().unwrap()),
+        Value::Array(items) => Value::Array(items.iter().map(normalise).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), normalise(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// Runs a test body once per backend: `sqlite` and `postgres` tests.
+#[macro_export]
+macro_rules! on_both {
+    ($(async fn $name:ident($fx:ident: &Fixture) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(unused_imports)]
+            use $crate::support::*;
+
+            async fn run($fx: &Fixture) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let fixture = Fixture::new(Backend::Sqlite).await.expect("SQLite is always there");
+                run(&fixture).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(fixture) = Fixture::new(Backend::Postgres).await else { return };
+                run(&fixture).await;
+            }
+        }
+    )*};
+}
