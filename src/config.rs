@@ -60,7 +60,7 @@ pub struct SchemaConfig {
     pub hidden_tables: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CursorConfig {
     /// The key that signs pagination cursors. Give every instance behind one
@@ -117,14 +117,6 @@ impl Default for SchemaConfig {
             name: "public".into(),
             tables: Vec::new(),
             hidden_tables: Vec::new(),
-        }
-    }
-}
-
-impl Default for CursorConfig {
-    fn default() -> Self {
-        CursorConfig {
-            secret: String::new(),
         }
     }
 }

@@ -235,6 +235,7 @@ fn random_reads_match_sql(backend: Backend) {
         .build()
         .unwrap();
     let Some(fixture) = runtime.block_on(Fixture::new(backend)) else {
+        skipped(module_path!());
         return;
     };
     let mut runner = TestRunner::new(Config {

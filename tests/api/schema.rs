@@ -54,6 +54,7 @@ async fn shop_with_extras(backend: Backend, tag: &str) -> Option<String> {
 
 async fn views_and_keyless_tables_are_collections(backend: Backend) {
     let Some(url) = shop_with_extras(backend, "views").await else {
+        skipped(module_path!());
         return;
     };
     let fx = Fixture::serve(backend, &url, |_| {}).await;
@@ -102,7 +103,10 @@ async fn hidden_tables_and_columns_are_not_served(backend: Backend) {
         Backend::Sqlite => sqlite_shop().display().to_string(),
         Backend::Postgres => match postgres_shop() {
             Some(url) => url.clone(),
-            None => return,
+            None => {
+                skipped(module_path!());
+                return;
+            }
         },
     };
     let fx = Fixture::serve(backend, &db_url, |config| {

@@ -131,8 +131,13 @@ pub fn throwaway_postgres(tag: &str) -> Option<String> {
     match created {
         Ok(()) => Some(replace_database(&admin, &name)),
         Err(error) if !services_required() => {
-            eprintln!(
-                "skipped: PostgreSQL not reachable at {admin} ({error}); set BRISK_TEST_REQUIRE_SERVICES=1 to fail instead"
+            // Written straight to stderr: the test harness hides eprintln!
+            // output of passing tests, and a skip must be seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped: tests on PostgreSQL ({tag}): not reachable at {admin} ({error}); \
+                 BRISK_TEST_REQUIRE_SERVICES=1 makes this a failure"
             );
             None
         }
@@ -342,6 +347,15 @@ fn sqlite_rows(path: &str, query: &str) -> Vec<Map<String, Value>> {
         .unwrap()
 }
 
+/// Says, where the test harness cannot hide it, that a test did not run.
+pub fn skipped(test: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: {test}::postgres (PostgreSQL not reachable)"
+    );
+}
+
 /// Numbers compared as numbers (12.5 and 12.50 are one value), the rest as is.
 pub fn normalise(value: &Value) -> Value {
     match value {
@@ -374,7 +388,10 @@ macro_rules! on_both {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let Some(fixture) = Fixture::new(Backend::Postgres).await else { return };
+                let Some(fixture) = Fixture::new(Backend::Postgres).await else {
+                    skipped(module_path!());
+                    return;
+                };
                 run(&fixture).await;
             }
         }

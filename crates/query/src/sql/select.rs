@@ -389,10 +389,7 @@ fn like_to_glob(pattern: &str) -> String {
                 glob.push('?');
                 continue;
             }
-            '\\' => match chars.next() {
-                Some(escaped) => escaped,
-                None => '\\',
-            },
+            '\\' => chars.next().unwrap_or('\\'),
             other => other,
         };
         match literal {
