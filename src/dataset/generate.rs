@@ -546,8 +546,9 @@ pub fn write_cents(out: &mut impl std::fmt::Write, c: i64) {
     write!(out, "{}.{:02}", c / 100, c % 100).expect("writing to memory");
 }
 
-/// A later (or equal) time for `updated_at`: equal with probability
-/// `equal_in / 1`-of-`den`, else `created + 1..=min(max_delay, END - created)`.
+/// A time for `updated_at`: `created` itself with probability
+/// `equal_num / equal_den` (or when `created` is already `END`), else
+/// `created + 1..=min(max_delay, END - created)` seconds.
 fn later(r: &mut SplitMix64, created: i64, equal_num: u64, equal_den: u64, max_delay: i64) -> i64 {
     if r.chance(equal_num, equal_den) || created >= END {
         return created;

@@ -182,6 +182,8 @@ impl TableProgress {
                 bar.set_length(self.rows);
                 bar.set_position(self.rows);
                 bar.finish();
+                // The finished bar stays on its line; the next output goes below.
+                eprintln!();
             }
             None => eprintln!("loading {}: {} rows", self.name, self.rows),
         }
