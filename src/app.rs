@@ -2,13 +2,18 @@
 //! The listener and the shutdown signal are injected, so tests run the real
 //! app on port 0.
 
-use crate::config::Settings;
+use crate::cache::ResponseCache;
+use crate::conditional::Etag;
+use crate::config::{CachePolicy, Settings};
 use crate::db::Database;
+use crate::encoding::Levels;
+use crate::versions::{Snapshot, Versions};
 use crate::{openapi, routes};
 use anyhow::Context;
 use axum::Router;
 use brisk_query::{CursorCodec, Limits, Schema};
 use bytes::Bytes;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -21,6 +26,36 @@ pub struct AppState {
     pub cursors: CursorCodec,
     /// The OpenAPI document, rendered once at start-up.
     pub openapi: Bytes,
+    pub versions: Versions,
+    pub cache: ResponseCache,
+    pub cache_enabled: bool,
+    pub honor_client_no_cache: bool,
+    policies: HashMap<String, CachePolicy>,
+    pub levels: Levels,
+    pub min_compress_bytes: usize,
+    pub recompress_after_hits: u64,
+    /// One background recompression at a time.
+    pub recompression: tokio::sync::Semaphore,
+    /// Mixed into every ETag: differs between processes (and configs), so a
+    /// tag never outlives the versions it was computed from.
+    etag_seed: [u8; 16],
+}
+
+impl AppState {
+    pub fn policy(&self, resource: &str) -> &CachePolicy {
+        self.policies
+            .get(resource)
+            .expect("every resource has a policy")
+    }
+
+    /// The strong ETag of a canonical request at the given table versions.
+    pub fn etag(&self, canonical: &str, versions: &Snapshot) -> Etag {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        hasher.update(&self.etag_seed);
+        hasher.update(canonical.as_bytes());
+        versions.hash_into(&mut hasher);
+        Etag(format!("{:032x}", hasher.digest128()))
+    }
 }
 
 /// A built application, not yet listening.
@@ -35,14 +70,32 @@ impl App {
         let db = Database::connect(settings).await?;
         let schema = load_schema(&db, settings).await?;
         let openapi = openapi::document(&schema, &settings.limits);
+        let openapi =
+            Bytes::from(serde_json::to_vec(&openapi).context("rendering the OpenAPI document")?);
+        let versions = Versions::new(schema.resource_names(), db.last_changed().await);
+        let policies = schema
+            .resource_names()
+            .map(|name| (name.to_string(), settings.cache_policy(name)))
+            .collect();
+        let mut etag_seed = [0u8; 16];
+        getrandom::fill(&mut etag_seed).expect("the operating system provides random bytes");
+        let config = &settings.config;
         let state = Arc::new(AppState {
             schema,
             db,
             limits: settings.limits,
             cursors: CursorCodec::new(settings.cursor_secret.clone()),
-            openapi: Bytes::from(
-                serde_json::to_vec(&openapi).context("rendering the OpenAPI document")?,
-            ),
+            openapi,
+            versions,
+            cache: ResponseCache::new(config.cache.max_bytes),
+            cache_enabled: config.cache.enabled,
+            honor_client_no_cache: config.cache.honor_client_no_cache,
+            policies,
+            levels: settings.levels,
+            min_compress_bytes: config.compression.min_bytes as usize,
+            recompress_after_hits: config.compression.recompress_after_hits,
+            recompression: tokio::sync::Semaphore::new(1),
+            etag_seed,
         });
         let router = routes::router(state.clone());
         Ok(App { state, router })

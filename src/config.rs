@@ -8,12 +8,15 @@
 //! Lists are comma-separated in the environment. `docs/configuration.md`
 //! lists every key.
 
+use crate::encoding::Levels;
 use anyhow::{Context, bail};
+use axum::http::HeaderValue;
 use brisk_query::Limits;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The raw configuration, as `brisk.toml` spells it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -25,6 +28,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub schema: SchemaConfig,
     pub cursor: CursorConfig,
+    pub cache: CacheConfig,
+    pub compression: CompressionConfig,
+    pub http: HttpConfig,
     /// Per-resource settings, by table or view name.
     pub resources: BTreeMap<String, ResourceConfig>,
 }
@@ -69,13 +75,103 @@ pub struct CursorConfig {
     pub secret: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Whether answers are cached at all.
+    pub enabled: bool,
+    /// The most bytes the cache holds: bodies, compressed variants, keys.
+    pub max_bytes: u64,
+    /// How long an answer is served from the cache; writes through brisk
+    /// invalidate it sooner.
+    pub ttl_seconds: u64,
+    /// After the TTL, how long an answer may still be served while one
+    /// refresh runs in the background (0: off).
+    pub stale_while_revalidate_seconds: u64,
+    /// Whether a request's `Cache-Control: no-cache` skips the server cache.
+    /// Off by default: it would let any client force database work.
+    pub honor_client_no_cache: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompressionConfig {
+    /// Bodies smaller than this go uncompressed.
+    pub min_bytes: u64,
+    pub zstd_level: i64,
+    pub br_level: i64,
+    pub gzip_level: i64,
+    pub deflate_level: i64,
+    /// After this many hits, a cached answer's variants are made again in
+    /// the background at the highest levels (0: never).
+    pub recompress_after_hits: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// `Cache-Control` of read answers, unless a resource sets its own.
+    pub cache_control: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ResourceConfig {
     /// When not empty, only these columns are served.
     pub columns: Vec<String>,
     /// Columns never served.
     pub hidden_columns: Vec<String>,
+    /// Whether answers of this resource are cached.
+    pub cache: bool,
+    /// This resource's cache TTL (0: `cache.ttl_seconds`).
+    pub cache_ttl_seconds: u64,
+    /// This resource's `Cache-Control` (empty: `http.cache_control`).
+    pub cache_control: String,
+}
+
+impl Default for ResourceConfig {
+    fn default() -> Self {
+        ResourceConfig {
+            columns: Vec::new(),
+            hidden_columns: Vec::new(),
+            cache: true,
+            cache_ttl_seconds: 0,
+            cache_control: String::new(),
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            max_bytes: 256 * 1024 * 1024,
+            ttl_seconds: 60,
+            stale_while_revalidate_seconds: 0,
+            honor_client_no_cache: false,
+        }
+    }
+}
+
+impl Default for CompressionConfig {
+    fn default() -> Self {
+        CompressionConfig {
+            min_bytes: 1024,
+            zstd_level: 3,
+            br_level: 5,
+            gzip_level: 6,
+            deflate_level: 6,
+            recompress_after_hits: 100,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            cache_control: "no-cache".into(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -86,6 +182,9 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             schema: SchemaConfig::default(),
             cursor: CursorConfig::default(),
+            cache: CacheConfig::default(),
+            compression: CompressionConfig::default(),
+            http: HttpConfig::default(),
             resources: BTreeMap::new(),
         }
     }
@@ -192,9 +291,11 @@ fn apply_environment(
             let value = env_value(&name, &raw, default)?;
             set_path(table, path, value);
         } else if let Some(spec) = rest.strip_prefix("RESOURCES_") {
+            // the longest key that ends the name: HIDDEN_COLUMNS, not COLUMNS
             let Some((key, default)) = resource_defaults
                 .iter()
-                .find(|(key, _)| spec.ends_with(&format!("_{}", key.to_uppercase())))
+                .filter(|(key, _)| spec.ends_with(&format!("_{}", key.to_uppercase())))
+                .max_by_key(|(key, _)| key.len())
             else {
                 bail!("{name} names no per-resource setting; see docs/configuration.md");
             };
@@ -322,11 +423,21 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub database: DatabaseUrl,
     pub pool_size: usize,
-    pub statement_timeout: std::time::Duration,
+    pub statement_timeout: Duration,
     pub limits: Limits,
     pub schema_name: String,
     pub cursor_secret: Vec<u8>,
+    pub levels: Levels,
     pub config: Config,
+}
+
+/// How one resource's answers are cached and described to HTTP caches.
+#[derive(Debug, Clone)]
+pub struct CachePolicy {
+    pub cache: bool,
+    pub ttl: Duration,
+    pub stale: Duration,
+    pub cache_control: HeaderValue,
 }
 
 impl Settings {
@@ -352,6 +463,39 @@ impl Settings {
         if config.database.pool_size == 0 {
             bail!("database.pool_size must be at least 1");
         }
+        let compression = &config.compression;
+        let level = |name: &str, value: i64, range: std::ops::RangeInclusive<i64>| {
+            if range.contains(&value) {
+                Ok(value)
+            } else {
+                Err(anyhow::anyhow!(
+                    "compression.{name} must be between {} and {}, not {value}",
+                    range.start(),
+                    range.end()
+                ))
+            }
+        };
+        // zstd stops at 19: RFC 9659 caps the window HTTP clients must accept.
+        let levels = Levels {
+            zstd: level("zstd_level", compression.zstd_level, 1..=19)? as i32,
+            br: level("br_level", compression.br_level, 0..=11)? as u32,
+            gzip: level("gzip_level", compression.gzip_level, 1..=9)? as u32,
+            deflate: level("deflate_level", compression.deflate_level, 1..=9)? as u32,
+        };
+        HeaderValue::from_str(&config.http.cache_control).with_context(|| {
+            format!(
+                "http.cache_control '{}' is not a header value",
+                config.http.cache_control
+            )
+        })?;
+        for (name, resource) in &config.resources {
+            HeaderValue::from_str(&resource.cache_control).with_context(|| {
+                format!(
+                    "resources.{name}.cache_control '{}' is not a header value",
+                    resource.cache_control
+                )
+            })?;
+        }
         let cursor_secret = if config.cursor.secret.is_empty() {
             let mut secret = vec![0u8; 32];
             getrandom::fill(&mut secret).expect("the operating system provides random bytes");
@@ -369,8 +513,28 @@ impl Settings {
             limits,
             schema_name: config.schema.name.clone(),
             cursor_secret,
+            levels,
             config,
         })
+    }
+
+    /// The cache policy of one resource: its own settings over the global ones.
+    pub fn cache_policy(&self, table: &str) -> CachePolicy {
+        let own = self.config.resources.get(table);
+        let ttl = own
+            .map(|r| r.cache_ttl_seconds)
+            .filter(|&t| t > 0)
+            .unwrap_or(self.config.cache.ttl_seconds);
+        let cache_control = own
+            .map(|r| r.cache_control.as_str())
+            .filter(|c| !c.is_empty())
+            .unwrap_or(&self.config.http.cache_control);
+        CachePolicy {
+            cache: self.config.cache.enabled && own.is_none_or(|r| r.cache),
+            ttl: Duration::from_secs(ttl),
+            stale: Duration::from_secs(self.config.cache.stale_while_revalidate_seconds),
+            cache_control: HeaderValue::from_str(cache_control).expect("checked in from_config"),
+        }
     }
 
     /// Whether `table` is served, by `schema.tables` and `schema.hidden_tables`.

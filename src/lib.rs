@@ -2,12 +2,17 @@
 //! versioned REST API. See ARCHITECTURE.md for the path of a request.
 
 pub mod app;
+pub mod cache;
 pub mod cli;
+pub mod conditional;
 pub mod config;
 pub mod dataset;
 pub mod db;
+pub mod encoding;
 pub mod error;
 pub mod openapi;
 pub mod read;
+pub mod respond;
 pub mod routes;
 pub mod telemetry;
+pub mod versions;

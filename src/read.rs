@@ -1,9 +1,10 @@
 //! The path of a read, one step per line: parse → plan → SQL → database →
-//! envelope. Knows no HTTP beyond the answer it returns; the handler turns
-//! that into a response.
+//! envelope. Knows no HTTP; [`crate::respond`] turns the answer into a
+//! response (and caches it).
 
 use crate::app::AppState;
 use crate::error::{ApiError, Problem};
+use brisk_query::canonical::{self, At};
 use brisk_query::envelope::{self, PageInput};
 use brisk_query::plan::{Locate, ReadPlan, ReadRequest};
 use brisk_query::sql::{render_collection, render_single};
@@ -20,6 +21,19 @@ pub struct ReadPath<'a> {
     pub relation: Option<&'a str>,
 }
 
+/// A checked read, not yet run.
+#[derive(Debug)]
+pub struct PlannedRead {
+    pub params: QueryParams,
+    pub plan: ReadPlan,
+    /// The route, root-relative and escaped: `/v1/users/123/orders`.
+    pub route: String,
+    /// One spelling for every equivalent request: route and canonical query.
+    pub canonical: String,
+    id: Option<String>,
+    relation: Option<String>,
+}
+
 /// A successful read, ready to be sent.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -29,8 +43,8 @@ pub struct Answer {
     pub db_time: Duration,
 }
 
-/// Runs a read from its path and raw query string.
-pub async fn read(state: &AppState, path: ReadPath<'_>, query: &str) -> Result<Answer, ApiError> {
+/// Parses and plans a read: every check that needs no database.
+pub fn plan(state: &AppState, path: ReadPath<'_>, query: &str) -> Result<PlannedRead, ApiError> {
     let params = QueryParams::parse(query)?;
     let request = ReadRequest {
         resource: path.resource,
@@ -39,17 +53,42 @@ pub async fn read(state: &AppState, path: ReadPath<'_>, query: &str) -> Result<A
         params: &params,
     };
     let plan = plan_read(&state.schema, &request, &state.limits, &state.cursors)?;
-    match &plan {
+    let route = route(path);
+    let canonical = format!("{route}?{}", canonical::query(&params, &plan, At::Same));
+    Ok(PlannedRead {
+        params,
+        plan,
+        route,
+        canonical,
+        id: path.id.map(str::to_string),
+        relation: path.relation.map(str::to_string),
+    })
+}
+
+impl PlannedRead {
+    pub fn resource(&self) -> &str {
+        self.plan.resource()
+    }
+
+    /// The tables whose changes may change the answer.
+    pub fn tables(&self) -> Vec<&str> {
+        self.plan.tables()
+    }
+}
+
+/// Runs a planned read on the database and builds the body.
+pub async fn execute(state: &AppState, read: &PlannedRead) -> Result<Answer, ApiError> {
+    match &read.plan {
         ReadPlan::Collection(collection) => {
             let sql = render_collection(collection, state.db.dialect());
             let fetched = state.db.collection(&sql).await?;
             if fetched.parent_missing {
-                return Err(parent_not_found(path));
+                return Err(parent_not_found(read));
             }
             let page = envelope::collection(PageInput {
-                path: &route(path),
-                params: &params,
-                plan: &plan,
+                path: &read.route,
+                params: &read.params,
+                plan: &read.plan,
                 rows: fetched.rows,
                 total: fetched.total,
                 cursors: &state.cursors,
@@ -64,20 +103,16 @@ pub async fn read(state: &AppState, path: ReadPath<'_>, query: &str) -> Result<A
             let sql = render_single(single, state.db.dialect());
             let fetched = state.db.single(&sql).await?;
             if fetched.parent_missing {
-                return Err(parent_not_found(path));
+                return Err(parent_not_found(read));
             }
-            if fetched.json.is_none() && matches!(single.locate, Locate::Key { .. }) {
+            if let (None, Locate::Key { column, .. }) = (&fetched.json, &single.locate) {
                 return Err(ApiError::new(
                     Problem::RowNotFound,
                     format!(
                         "{} has no row with {} {}",
-                        path.resource,
-                        state
-                            .schema
-                            .resource(path.resource)
-                            .and_then(|r| r.row_key())
-                            .map_or("key", |c| c.name.as_str()),
-                        path.id.unwrap_or_default()
+                        single.resource,
+                        column.name,
+                        read.id.as_deref().unwrap_or_default()
                     ),
                 ));
             }
@@ -90,14 +125,21 @@ pub async fn read(state: &AppState, path: ReadPath<'_>, query: &str) -> Result<A
     }
 }
 
-fn parent_not_found(path: ReadPath<'_>) -> ApiError {
+fn parent_not_found(read: &PlannedRead) -> ApiError {
+    let parent = match &read.plan {
+        ReadPlan::Collection(plan) => plan.scope.as_ref().map(|s| s.parent.as_str()),
+        ReadPlan::Single(plan) => match &plan.locate {
+            Locate::Related(scope) => Some(scope.parent.as_str()),
+            Locate::Key { .. } => None,
+        },
+    };
     ApiError::new(
         Problem::RowNotFound,
         format!(
             "{} has no row with key {}, so it has no {}",
-            path.resource,
-            path.id.unwrap_or_default(),
-            path.relation.unwrap_or_default()
+            parent.unwrap_or_default(),
+            read.id.as_deref().unwrap_or_default(),
+            read.relation.as_deref().unwrap_or_default()
         ),
     )
 }
@@ -121,7 +163,7 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
-/// The route of a read, root-relative, for links.
+/// The route of a read, root-relative, for links and cache keys.
 fn route(path: ReadPath<'_>) -> String {
     let mut route = String::from("/v1");
     for segment in [Some(path.resource), path.id, path.relation]

@@ -4,7 +4,8 @@
 
 use crate::app::AppState;
 use crate::error::{ApiError, Problem};
-use crate::read::{ReadPath, read};
+use crate::read::ReadPath;
+use crate::respond;
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, Request, State};
@@ -14,8 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use brisk_query::ErrorKind;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 
 type Shared = State<Arc<AppState>>;
 
@@ -36,76 +40,77 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn(problem_for_every_error))
         .layer(CatchPanicLayer::new())
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(SequentialIds::new()))
 }
 
 async fn collection(
     State(state): Shared,
     path: Result<Path<String>, PathRejection>,
-    RawQuery(query): RawQuery,
+    request: Request,
 ) -> Response {
-    let resource = match path {
-        Ok(Path(resource)) => resource,
-        Err(rejection) => return bad_path(rejection),
-    };
-    let path = ReadPath {
-        resource: &resource,
-        id: None,
-        relation: None,
-    };
-    respond(read(&state, path, query.as_deref().unwrap_or_default()).await)
+    match path {
+        Ok(Path(resource)) => {
+            let path = ReadPath {
+                resource: &resource,
+                id: None,
+                relation: None,
+            };
+            read(&state, request, path).await
+        }
+        Err(rejection) => bad_path(rejection),
+    }
 }
 
 async fn row(
     State(state): Shared,
     path: Result<Path<(String, String)>, PathRejection>,
-    RawQuery(query): RawQuery,
+    request: Request,
 ) -> Response {
-    let (resource, id) = match path {
-        Ok(Path(parts)) => parts,
-        Err(rejection) => return bad_path(rejection),
-    };
-    let path = ReadPath {
-        resource: &resource,
-        id: Some(&id),
-        relation: None,
-    };
-    respond(read(&state, path, query.as_deref().unwrap_or_default()).await)
+    match path {
+        Ok(Path((resource, id))) => {
+            let path = ReadPath {
+                resource: &resource,
+                id: Some(&id),
+                relation: None,
+            };
+            read(&state, request, path).await
+        }
+        Err(rejection) => bad_path(rejection),
+    }
 }
 
 async fn related(
     State(state): Shared,
     path: Result<Path<(String, String, String)>, PathRejection>,
-    RawQuery(query): RawQuery,
+    request: Request,
 ) -> Response {
-    let (resource, id, relation) = match path {
-        Ok(Path(parts)) => parts,
-        Err(rejection) => return bad_path(rejection),
-    };
-    let path = ReadPath {
-        resource: &resource,
-        id: Some(&id),
-        relation: Some(&relation),
-    };
-    respond(read(&state, path, query.as_deref().unwrap_or_default()).await)
+    match path {
+        Ok(Path((resource, id, relation))) => {
+            let path = ReadPath {
+                resource: &resource,
+                id: Some(&id),
+                relation: Some(&relation),
+            };
+            read(&state, request, path).await
+        }
+        Err(rejection) => bad_path(rejection),
+    }
 }
 
-fn respond(answer: Result<crate::read::Answer, ApiError>) -> Response {
-    match answer {
-        Ok(answer) => {
-            let mut response = answer.body.into_response();
-            let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            if let Some(link) = answer.link.and_then(|l| HeaderValue::try_from(l).ok()) {
-                headers.insert(header::LINK, link);
-            }
-            response
-        }
-        Err(error) => error.into_response(),
-    }
+async fn read(state: &Arc<AppState>, request: Request, path: ReadPath<'_>) -> Response {
+    // Parts, unlike the body, may be shared across the awaits below.
+    let (request, _body) = request.into_parts();
+    let uri = &request.uri;
+    respond::get(
+        state,
+        respond::ReadRequest {
+            path,
+            path_and_query: uri.path_and_query().map_or(uri.path(), |pq| pq.as_str()),
+            query: uri.query().unwrap_or_default(),
+            headers: &request.headers,
+        },
+    )
+    .await
 }
 
 fn bad_path(rejection: PathRejection) -> Response {
@@ -230,4 +235,33 @@ async fn problem_for_every_error(request: Request, next: Next) -> Response {
         .headers
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// Request ids `<process prefix>-<sequence>`: unique across instances
+/// without a random draw (a system call) per request.
+#[derive(Clone)]
+struct SequentialIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl SequentialIds {
+    fn new() -> SequentialIds {
+        let mut seed = [0u8; 6];
+        getrandom::fill(&mut seed).expect("the operating system provides random bytes");
+        let prefix: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+        SequentialIds {
+            prefix: prefix.into(),
+            next: Arc::default(),
+        }
+    }
+}
+
+impl MakeRequestId for SequentialIds {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::try_from(format!("{}-{n}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
 }

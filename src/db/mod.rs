@@ -10,14 +10,22 @@ use brisk_query::Dialect;
 use brisk_query::envelope::Row;
 use brisk_query::schema::{ForeignKey, Resource};
 use brisk_query::sql::{CollectionSql, SingleSql};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 pub use postgres::PostgresDb;
 pub use sqlite::SqliteDb;
 
-/// A connection pool to one database.
+/// A connection pool to one database, counting the statements it runs.
 #[derive(Clone)]
-pub enum Database {
+pub struct Database {
+    backend: Backend,
+    statements: Arc<AtomicU64>,
+}
+
+#[derive(Clone)]
+enum Backend {
     Sqlite(SqliteDb),
     Postgres(PostgresDb),
 }
@@ -66,49 +74,77 @@ pub enum DbError {
 
 impl Database {
     pub async fn connect(settings: &Settings) -> anyhow::Result<Database> {
-        Ok(match &settings.database {
-            DatabaseUrl::Sqlite(path) => Database::Sqlite(SqliteDb::open(path, settings).await?),
+        let backend = match &settings.database {
+            DatabaseUrl::Sqlite(path) => Backend::Sqlite(SqliteDb::open(path, settings).await?),
             DatabaseUrl::Postgres(url) => {
-                Database::Postgres(PostgresDb::connect(url, settings).await?)
+                Backend::Postgres(PostgresDb::connect(url, settings).await?)
             }
+        };
+        Ok(Database {
+            backend,
+            statements: Arc::default(),
         })
     }
 
     pub fn dialect(&self) -> Dialect {
-        match self {
-            Database::Sqlite(_) => Dialect::Sqlite,
-            Database::Postgres(_) => Dialect::Postgres,
+        match self.backend {
+            Backend::Sqlite(_) => Dialect::Sqlite,
+            Backend::Postgres(_) => Dialect::Postgres,
         }
     }
 
     pub async fn introspect(&self, schema: &str) -> anyhow::Result<Introspection> {
-        match self {
-            Database::Sqlite(db) => db.introspect().await,
-            Database::Postgres(db) => db.introspect(schema).await,
+        match &self.backend {
+            Backend::Sqlite(db) => db.introspect().await,
+            Backend::Postgres(db) => db.introspect(schema).await,
+        }
+    }
+
+    /// An upper bound of the time the data last changed, before brisk saw
+    /// any change itself: the SQLite file's (or its WAL's) modification time,
+    /// or now for PostgreSQL, which does not record it.
+    pub async fn last_changed(&self) -> SystemTime {
+        match &self.backend {
+            Backend::Sqlite(db) => db.last_changed(),
+            Backend::Postgres(_) => SystemTime::now(),
         }
     }
 
     /// Runs a page query (and its count, and the parent check when the page
     /// is empty).
     pub async fn collection(&self, sql: &CollectionSql) -> Result<CollectionRows, DbError> {
-        match self {
-            Database::Sqlite(db) => db.collection(sql).await,
-            Database::Postgres(db) => db.collection(sql).await,
-        }
+        let rows = match &self.backend {
+            Backend::Sqlite(db) => db.collection(sql).await,
+            Backend::Postgres(db) => db.collection(sql).await,
+        }?;
+        let parent_checked = sql.parent.is_some() && rows.rows.is_empty();
+        self.count_statements(1 + u64::from(sql.count.is_some()) + u64::from(parent_checked));
+        Ok(rows)
     }
 
     pub async fn single(&self, sql: &SingleSql) -> Result<SingleRow, DbError> {
-        match self {
-            Database::Sqlite(db) => db.single(sql).await,
-            Database::Postgres(db) => db.single(sql).await,
-        }
+        let row = match &self.backend {
+            Backend::Sqlite(db) => db.single(sql).await,
+            Backend::Postgres(db) => db.single(sql).await,
+        }?;
+        self.count_statements(1 + u64::from(sql.parent.is_some() && row.json.is_none()));
+        Ok(row)
     }
 
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> Result<(), DbError> {
-        match self {
-            Database::Sqlite(db) => db.ping().await,
-            Database::Postgres(db) => db.ping().await,
+        match &self.backend {
+            Backend::Sqlite(db) => db.ping().await,
+            Backend::Postgres(db) => db.ping().await,
         }
+    }
+
+    /// Read statements run so far (tests count them: a cache hit runs none).
+    pub fn statements_run(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    fn count_statements(&self, n: u64) {
+        self.statements.fetch_add(n, Ordering::Relaxed);
     }
 }

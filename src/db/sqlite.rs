@@ -180,6 +180,17 @@ impl SqliteDb {
         self.run(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
 
+    /// The later modification time of the database file and its WAL.
+    pub fn last_changed(&self) -> std::time::SystemTime {
+        let mut wal = self.pool.path.clone().into_os_string();
+        wal.push("-wal");
+        [self.pool.path.as_os_str(), wal.as_os_str()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .max()
+            .unwrap_or_else(std::time::SystemTime::now)
+    }
+
     pub async fn introspect(&self) -> anyhow::Result<Introspection> {
         Ok(self.run(introspect).await?)
     }

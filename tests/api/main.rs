@@ -11,3 +11,4 @@ mod property;
 mod questions;
 mod reads;
 mod schema;
+mod speed;

@@ -116,6 +116,7 @@ async fn hidden_tables_and_columns_are_not_served(backend: Backend) {
             brisk::config::ResourceConfig {
                 columns: vec![],
                 hidden_columns: vec!["email".into()],
+                ..Default::default()
             },
         );
         config.resources.insert(
@@ -123,6 +124,7 @@ async fn hidden_tables_and_columns_are_not_served(backend: Backend) {
             brisk::config::ResourceConfig {
                 columns: vec!["id".into(), "name".into()],
                 hidden_columns: vec![],
+                ..Default::default()
             },
         );
     })

@@ -25,6 +25,8 @@ pub enum Backend {
 /// A running brisk over one database, and direct SQL access to the same data.
 pub struct Fixture {
     pub backend: Backend,
+    /// The running app's state: its cache counters and statement count.
+    pub state: std::sync::Arc<brisk::app::AppState>,
     pub base: String,
     pub client: reqwest::Client,
     pub db_url: String,
@@ -210,6 +212,32 @@ impl Fixture {
         Some(Fixture::serve(backend, &db_url, |_| {}).await)
     }
 
+    /// The shared test shop on `backend`, served with an adjusted config.
+    pub async fn configured(
+        backend: Backend,
+        configure: impl FnOnce(&mut Config),
+    ) -> Option<Fixture> {
+        let db_url = match backend {
+            Backend::Sqlite => sqlite_shop().display().to_string(),
+            Backend::Postgres => postgres_shop()?.clone(),
+        };
+        Some(Fixture::serve(backend, &db_url, configure).await)
+    }
+
+    /// Read statements the server has run so far.
+    pub fn statements(&self) -> u64 {
+        self.state.db.statements_run()
+    }
+
+    /// GETs with extra request headers.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.get(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    }
+
     /// Starts brisk over `db_url`, letting the test adjust the config.
     pub async fn serve(
         backend: Backend,
@@ -228,6 +256,7 @@ impl Fixture {
         configure(&mut config);
         let settings = Settings::from_config(config).unwrap();
         let app = App::build(&settings).await.expect("building the app");
+        let state = app.state.clone();
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .unwrap();
@@ -238,6 +267,7 @@ impl Fixture {
         }));
         Fixture {
             backend,
+            state,
             base,
             client: reqwest::Client::new(),
             db_url: db_url.to_string(),
@@ -366,6 +396,36 @@ pub fn normalise(value: &Value) -> Value {
         }
         other => other.clone(),
     }
+}
+
+/// Runs a test body once per backend, passing the backend: for tests that
+/// start servers of their own with adjusted configs.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($(async fn $name:ident($backend:ident: Backend) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(unused_imports)]
+            use $crate::support::*;
+
+            async fn run($backend: Backend) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run(Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if postgres_shop().is_none() {
+                    skipped(module_path!());
+                    return;
+                }
+                run(Backend::Postgres).await;
+            }
+        }
+    )*};
 }
 
 /// Runs a test body once per backend: `sqlite` and `postgres` tests.

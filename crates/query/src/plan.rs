@@ -127,6 +127,41 @@ pub enum Position {
     Cursor(Direction, Vec<SqlValue>),
 }
 
+impl ReadPlan {
+    /// The resource whose rows the answer holds.
+    pub fn resource(&self) -> &str {
+        match self {
+            ReadPlan::Collection(plan) => &plan.resource,
+            ReadPlan::Single(plan) => &plan.resource,
+        }
+    }
+
+    /// Every table the answer is built from: the resource, the parent of a
+    /// nested route, and every embedded relation's target. A change to any
+    /// of them may change the answer.
+    pub fn tables(&self) -> Vec<&str> {
+        let (scope, selection) = match self {
+            ReadPlan::Collection(plan) => (plan.scope.as_ref(), &plan.selection),
+            ReadPlan::Single(plan) => match &plan.locate {
+                Locate::Related(scope) => (Some(scope), &plan.selection),
+                Locate::Key { .. } => (None, &plan.selection),
+            },
+        };
+        let mut tables = vec![self.resource()];
+        tables.extend(scope.map(|s| s.parent.as_str()));
+        fn embeds<'a>(selection: &'a Selection, tables: &mut Vec<&'a str>) {
+            for embed in &selection.embeds {
+                tables.push(&embed.relation.target);
+                embeds(&embed.selection, tables);
+            }
+        }
+        embeds(selection, &mut tables);
+        tables.sort_unstable();
+        tables.dedup();
+        tables
+    }
+}
+
 impl Window {
     pub fn offset(&self) -> u64 {
         match self.position {
@@ -825,6 +860,24 @@ mod tests {
             "order_items not restricted"
         );
         assert_eq!(names(&items.selection.embeds[0].selection), ["price"]);
+    }
+
+    #[test]
+    fn tables_name_everything_an_answer_is_built_from() {
+        let plan = |resource, id, relation, query| plan(resource, id, relation, query).unwrap();
+        assert_eq!(
+            plan("orders", None, None, "include=user,order_items.product").tables(),
+            ["order_items", "orders", "products", "users"]
+        );
+        assert_eq!(
+            plan("users", Some("1"), Some("orders"), "").tables(),
+            ["orders", "users"]
+        );
+        assert_eq!(
+            plan("orders", Some("1"), Some("user"), "").tables(),
+            ["orders", "users"]
+        );
+        assert_eq!(plan("products", Some("1"), None, "").tables(), ["products"]);
     }
 
     #[test]
