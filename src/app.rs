@@ -1,21 +1,24 @@
-//! The application, built from [`Settings`]: database pool, schema, router.
-//! The listener and the shutdown signal are injected, so tests run the real
-//! app on port 0.
+//! The application, built from [`Settings`]: database pool, schema, cache,
+//! versions, the Redis link, router. The listener and the shutdown signal
+//! are injected, so tests run the real app on port 0.
 
-use crate::cache::ResponseCache;
+use crate::cache::{Entry, Freshness, ResponseCache};
+use crate::cluster::Cluster;
 use crate::conditional::Etag;
 use crate::config::{CachePolicy, Settings};
 use crate::db::Database;
 use crate::encoding::Levels;
-use crate::versions::{Snapshot, Versions};
-use crate::{openapi, routes};
+use crate::versions::{Change, Snapshot, Versions};
+use crate::{changes, openapi, routes};
 use anyhow::Context;
 use axum::Router;
 use brisk_query::{CursorCodec, Limits, Schema};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 /// What every request handler shares.
@@ -26,7 +29,7 @@ pub struct AppState {
     pub cursors: CursorCodec,
     /// The OpenAPI document, rendered once at start-up.
     pub openapi: Bytes,
-    pub versions: Versions,
+    pub versions: Arc<Versions>,
     pub cache: ResponseCache,
     pub cache_enabled: bool,
     pub honor_client_no_cache: bool,
@@ -36,25 +39,127 @@ pub struct AppState {
     pub recompress_after_hits: u64,
     /// One background recompression at a time.
     pub recompression: tokio::sync::Semaphore,
-    /// Mixed into every ETag: differs between processes (and configs), so a
-    /// tag never outlives the versions it was computed from.
-    etag_seed: [u8; 16],
+    etag_seed: Arc<EtagSeed>,
+    pub writes_enabled: bool,
+    pub require_if_match: bool,
+    pub max_write_rows: usize,
+    pub max_body_bytes: usize,
+    /// Writes to one row go one at a time (striped by table and key).
+    row_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Shared cache, versions and invalidations, when `redis.url` is set.
+    pub cluster: Option<Arc<Cluster>>,
+    /// While Redis is away, cached answers older than this are not served.
+    degraded_ttl: Duration,
+    /// Names this instance in change notifications, to skip its own.
+    pub instance_id: String,
+    /// How often SQLite is checked for outside writes (zero: never).
+    pub change_poll: Duration,
+    pub stats: AppStats,
+}
+
+/// Counters beyond the cache's.
+#[derive(Default)]
+pub struct AppStats {
+    /// Changes made outside brisk that were noticed.
+    pub external_changes: AtomicU64,
+}
+
+/// The seed mixed into every ETag. A random one per process, so that a tag
+/// never outlives the versions it was made from; with Redis, one shared by
+/// the cluster, so every instance gives the same answer the same tag.
+pub struct EtagSeed {
+    local: [u8; 16],
+    shared: RwLock<Option<Vec<u8>>>,
+    use_shared: AtomicBool,
+}
+
+impl EtagSeed {
+    fn new() -> EtagSeed {
+        let mut local = [0u8; 16];
+        getrandom::fill(&mut local).expect("the operating system provides random bytes");
+        EtagSeed {
+            local,
+            shared: RwLock::new(None),
+            use_shared: AtomicBool::new(false),
+        }
+    }
+
+    pub fn local_hex(&self) -> String {
+        self.local.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn set_shared(&self, seed: &str) {
+        *self.shared.write().expect("seed lock") = Some(seed.as_bytes().to_vec());
+    }
+
+    pub fn use_shared(&self, on: bool) {
+        self.use_shared.store(on, Ordering::Release);
+    }
+
+    fn hash_into(&self, hasher: &mut xxhash_rust::xxh3::Xxh3) {
+        if self.use_shared.load(Ordering::Acquire)
+            && let Some(shared) = self.shared.read().expect("seed lock").as_deref()
+        {
+            hasher.update(shared);
+            return;
+        }
+        hasher.update(&self.local);
+    }
 }
 
 impl AppState {
+    /// The lock that serialises writes to one row.
+    pub fn row_lock(&self, table: &str, key: &str) -> &tokio::sync::Mutex<()> {
+        let hash = xxhash_rust::xxh3::xxh3_64(format!("{table}\0{key}").as_bytes());
+        &self.row_locks[(hash % self.row_locks.len() as u64) as usize]
+    }
+
+    /// Records changes this instance made: every answer built from what
+    /// changed stops being served here at once, and on every other instance
+    /// before this returns (when Redis is there).
+    pub async fn announce(&self, changes: &[Change]) {
+        for change in changes {
+            self.versions.apply(change);
+        }
+        self.publish(changes).await;
+    }
+
+    /// Tells the other instances of changes already applied here.
+    pub async fn publish(&self, changes: &[Change]) {
+        if let Some(cluster) = &self.cluster {
+            cluster.announce(changes).await;
+        }
+    }
+
     pub fn policy(&self, resource: &str) -> &CachePolicy {
         self.policies
             .get(resource)
             .expect("every resource has a policy")
     }
 
-    /// The strong ETag of a canonical request at the given table versions.
+    /// The strong ETag of a canonical request at the given versions.
     pub fn etag(&self, canonical: &str, versions: &Snapshot) -> Etag {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        hasher.update(&self.etag_seed);
+        self.etag_seed.hash_into(&mut hasher);
         hasher.update(canonical.as_bytes());
         versions.hash_into(&mut hasher);
         Etag(format!("{:032x}", hasher.digest128()))
+    }
+
+    /// Whether a cached entry may be served: current versions, within its
+    /// TTL, and, while Redis is away, young enough that a write elsewhere
+    /// could not have gone unnoticed for long.
+    pub fn freshness(&self, entry: &Entry, now: Instant) -> Freshness {
+        let freshness = entry.freshness(&self.versions, now);
+        match &self.cluster {
+            Some(cluster)
+                if !cluster.is_connected()
+                    && now.saturating_duration_since(entry.created) > self.degraded_ttl =>
+            {
+                Freshness::Expired
+            }
+            _ => freshness,
+        }
     }
 }
 
@@ -66,27 +171,34 @@ pub struct App {
 
 impl App {
     /// Connects to the database, reads its schema and builds the router.
+    /// Background work (outside-change watching, Redis) starts here too.
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         let db = Database::connect(settings).await?;
         let schema = load_schema(&db, settings).await?;
         let openapi = openapi::document(&schema, &settings.limits);
         let openapi =
             Bytes::from(serde_json::to_vec(&openapi).context("rendering the OpenAPI document")?);
-        let versions = Versions::new(schema.resource_names(), db.last_changed().await);
+        let versions = Arc::new(Versions::new(
+            schema.resource_names(),
+            db.last_changed().await,
+        ));
         let policies = schema
             .resource_names()
             .map(|name| (name.to_string(), settings.cache_policy(name)))
             .collect();
-        let mut etag_seed = [0u8; 16];
-        getrandom::fill(&mut etag_seed).expect("the operating system provides random bytes");
         let config = &settings.config;
+        let cluster = match config.redis.url.as_str() {
+            "" => None,
+            url => Some(Cluster::new(url, &config.redis.prefix)?),
+        };
+        let etag_seed = Arc::new(EtagSeed::new());
         let state = Arc::new(AppState {
             schema,
             db,
             limits: settings.limits,
             cursors: CursorCodec::new(settings.cursor_secret.clone()),
             openapi,
-            versions,
+            versions: versions.clone(),
             cache: ResponseCache::new(config.cache.max_bytes),
             cache_enabled: config.cache.enabled,
             honor_client_no_cache: config.cache.honor_client_no_cache,
@@ -95,8 +207,22 @@ impl App {
             min_compress_bytes: config.compression.min_bytes as usize,
             recompress_after_hits: config.compression.recompress_after_hits,
             recompression: tokio::sync::Semaphore::new(1),
-            etag_seed,
+            etag_seed: etag_seed.clone(),
+            writes_enabled: config.writes,
+            require_if_match: config.http.require_if_match,
+            max_write_rows: config.limits.max_write_rows as usize,
+            max_body_bytes: config.limits.max_body_bytes as usize,
+            row_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+            cluster: cluster.clone(),
+            degraded_ttl: Duration::from_millis(config.redis.degraded_ttl_ms),
+            instance_id: settings.instance_id.clone(),
+            change_poll: Duration::from_millis(config.changes.poll_ms),
+            stats: AppStats::default(),
         });
+        if let Some(cluster) = cluster {
+            tokio::spawn(cluster.run(versions, etag_seed));
+        }
+        changes::watch(&state);
         let router = routes::router(state.clone());
         Ok(App { state, router })
     }

@@ -155,10 +155,74 @@ impl Entry {
         (self.identity.len() + variants + self.key.len() + headers) as u64
     }
 
+    /// The entry as the second-level cache stores it: validators, then the
+    /// body compressed with zstd (which also serves zstd clients directly).
+    pub fn to_shared(&self, zstd_level: i32) -> Vec<u8> {
+        let packed = crate::encoding::compress(Coding::Zstd, zstd_level, &self.identity);
+        let seconds = self
+            .last_modified_time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let link = self
+            .link
+            .as_ref()
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or("");
+        let mut bytes = format!("{}\n{seconds}\n{link}\n{zstd_level}\n", self.etag.0).into_bytes();
+        bytes.extend_from_slice(&packed);
+        bytes
+    }
+
+    /// Reads a second-level entry, if it is the answer with `etag` (the tag
+    /// this request has at the current versions: an older entry has another).
+    pub fn from_shared(bytes: &[u8], etag: &Etag, fields: SharedFields) -> Option<Entry> {
+        let mut parts = bytes.splitn(5, |b| *b == b'\n');
+        let stored_etag = std::str::from_utf8(parts.next()?).ok()?;
+        if stored_etag != etag.0 {
+            return None;
+        }
+        let seconds: u64 = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+        let link = std::str::from_utf8(parts.next()?).ok()?;
+        let level: i32 = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+        let packed = parts.next()?;
+        let identity = zstd::decode_all(packed).ok()?;
+        let entry = Entry::new(
+            fields.key,
+            Bytes::from(identity),
+            etag.clone(),
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds),
+            (!link.is_empty())
+                .then(|| HeaderValue::from_str(link).ok())
+                .flatten(),
+            fields.cache_control,
+            fields.versions,
+            fields.ttl,
+            fields.stale,
+        );
+        entry.set_variant(
+            Coding::Zstd,
+            Variant {
+                bytes: Bytes::copy_from_slice(packed),
+                etag: entry.etag.coded_header(Coding::Zstd, level),
+                level,
+            },
+        );
+        Some(entry)
+    }
+
     /// Seconds since it was made, for `Age`.
     pub fn age_seconds(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.created).as_secs()
     }
+}
+
+/// What a second-level entry does not carry: this instance's view of it.
+pub struct SharedFields {
+    pub key: String,
+    pub cache_control: HeaderValue,
+    pub versions: Snapshot,
+    pub ttl: std::time::Duration,
+    pub stale: std::time::Duration,
 }
 
 #[derive(Clone)]

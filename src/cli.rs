@@ -59,6 +59,18 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Install (or remove) the PostgreSQL triggers that tell brisk about writes made by other programs
+    InstallTriggers {
+        /// A postgres:// URL [config: database.url]
+        #[arg(long)]
+        db: Option<String>,
+        /// Remove the triggers and their function instead
+        #[arg(long)]
+        remove: bool,
+        /// A brisk.toml [default: ./brisk.toml if present]
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Print the OpenAPI 3.1 document of a database's API
     Openapi {
         /// A SQLite file or a postgres:// URL [config: database.url]
@@ -135,6 +147,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 report.orders,
                 report.order_items,
                 report.elapsed.as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::InstallTriggers { db, remove, config } => {
+            let settings = settings(
+                config.as_deref(),
+                Overrides {
+                    listen: None,
+                    database: db,
+                },
+            )?;
+            let DatabaseUrl::Postgres(url) = &settings.database else {
+                anyhow::bail!(
+                    "install-triggers is for PostgreSQL; brisk notices SQLite writes by other programs without triggers"
+                );
+            };
+            let database = Database::connect(&settings).await?;
+            let schema = load_schema(&database, &settings).await?;
+            let tables: Vec<String> = schema
+                .resources()
+                .filter(|r| r.kind == brisk_query::schema::ResourceKind::Table)
+                .map(|r| r.name.clone())
+                .collect();
+            let sql = crate::changes::trigger_sql(&settings.schema_name, &tables, remove);
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!("BEGIN;\n{sql}COMMIT;"))
+                .await
+                .context("installing the triggers")?;
+            eprintln!(
+                "{} the change triggers {} {} tables of schema {}: {}",
+                if remove { "removed" } else { "installed" },
+                if remove { "from" } else { "on" },
+                tables.len(),
+                settings.schema_name,
+                tables.join(", ")
             );
             Ok(())
         }

@@ -71,6 +71,19 @@ pub fn not_modified_by_tag(headers: &HeaderMap, etag: &Etag) -> Option<Revalidat
         })
 }
 
+/// Strong comparison (§8.8.3.2) of an `If-Match` list with the current tag:
+/// weak tags never match; any coding's variant of the current tag does.
+pub fn strong_match(list: &str, etag: &Etag) -> bool {
+    list.split(',').any(|member| {
+        let member = member.trim();
+        !member.starts_with("W/")
+            && member
+                .strip_prefix('"')
+                .and_then(|m| m.strip_suffix('"'))
+                .is_some_and(|opaque| !opaque.contains('"') && strip_coding(opaque) == etag.0)
+    })
+}
+
 /// The opaque parts of a list of entity tags, weak or strong; malformed
 /// members are skipped.
 fn entity_tags(list: &str) -> impl Iterator<Item = &str> {
@@ -153,6 +166,19 @@ mod tests {
         assert!(!check("abc"), "unquoted is malformed");
         assert!(!check("\"ab\"c\""));
         assert!(!check(""));
+    }
+
+    #[test]
+    fn if_match_uses_strong_comparison() {
+        let tag = Etag("abc".into());
+        assert!(strong_match("\"abc\"", &tag));
+        assert!(strong_match("\"x\", \"abc-gz6\"", &tag));
+        assert!(
+            !strong_match("W/\"abc\"", &tag),
+            "weak tags never pass If-Match"
+        );
+        assert!(!strong_match("\"abd\"", &tag));
+        assert!(!strong_match("abc", &tag));
     }
 
     #[test]

@@ -24,6 +24,8 @@ use std::time::Duration;
 pub struct Config {
     /// Address to listen on.
     pub listen: String,
+    /// Whether POST, PATCH, PUT and DELETE are allowed (403 otherwise).
+    pub writes: bool,
     pub database: DatabaseConfig,
     pub limits: LimitsConfig,
     pub schema: SchemaConfig,
@@ -31,6 +33,8 @@ pub struct Config {
     pub cache: CacheConfig,
     pub compression: CompressionConfig,
     pub http: HttpConfig,
+    pub redis: RedisConfig,
+    pub changes: ChangesConfig,
     /// Per-resource settings, by table or view name.
     pub resources: BTreeMap<String, ResourceConfig>,
 }
@@ -53,6 +57,10 @@ pub struct LimitsConfig {
     pub default_limit: u64,
     /// The largest `limit` a client may ask for.
     pub max_limit: u64,
+    /// The largest request body, in bytes (413 beyond).
+    pub max_body_bytes: u64,
+    /// The most rows one POST may create.
+    pub max_write_rows: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -112,6 +120,42 @@ pub struct CompressionConfig {
 pub struct HttpConfig {
     /// `Cache-Control` of read answers, unless a resource sets its own.
     pub cache_control: String,
+    /// Whether PATCH, PUT and DELETE must carry `If-Match` (428 otherwise).
+    pub require_if_match: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:6379/0`; empty: no Redis, one instance on its own.
+    pub url: String,
+    /// Prefix of every key and channel, so clusters can share a Redis.
+    pub prefix: String,
+    /// While Redis is away, cached answers older than this are not served.
+    pub degraded_ttl_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChangesConfig {
+    /// How often SQLite is checked for writes by other programs (0: never).
+    pub poll_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: String::new(),
+            prefix: "brisk".into(),
+            degraded_ttl_ms: 1000,
+        }
+    }
+}
+
+impl Default for ChangesConfig {
+    fn default() -> Self {
+        ChangesConfig { poll_ms: 50 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -170,6 +214,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             cache_control: "no-cache".into(),
+            require_if_match: false,
         }
     }
 }
@@ -178,6 +223,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:8080".into(),
+            writes: false,
             database: DatabaseConfig::default(),
             limits: LimitsConfig::default(),
             schema: SchemaConfig::default(),
@@ -185,6 +231,8 @@ impl Default for Config {
             cache: CacheConfig::default(),
             compression: CompressionConfig::default(),
             http: HttpConfig::default(),
+            redis: RedisConfig::default(),
+            changes: ChangesConfig::default(),
             resources: BTreeMap::new(),
         }
     }
@@ -206,6 +254,8 @@ impl Default for LimitsConfig {
         LimitsConfig {
             default_limit: limits.default_limit,
             max_limit: limits.max_limit,
+            max_body_bytes: 1024 * 1024,
+            max_write_rows: 1000,
         }
     }
 }
@@ -428,6 +478,8 @@ pub struct Settings {
     pub schema_name: String,
     pub cursor_secret: Vec<u8>,
     pub levels: Levels,
+    /// Names this process in change notifications.
+    pub instance_id: String,
     pub config: Config,
 }
 
@@ -514,6 +566,11 @@ impl Settings {
             schema_name: config.schema.name.clone(),
             cursor_secret,
             levels,
+            instance_id: {
+                let mut id = [0u8; 8];
+                getrandom::fill(&mut id).expect("the operating system provides random bytes");
+                id.iter().map(|b| format!("{b:02x}")).collect()
+            },
             config,
         })
     }

@@ -17,6 +17,17 @@ pub enum Problem {
     RouteNotFound,
     RowNotFound,
     MethodNotAllowed,
+    /// Writes are switched off (`writes = false`).
+    WritesDisabled,
+    /// `If-Match` (or `If-None-Match` on a write) does not hold.
+    PreconditionFailed,
+    /// A write would break a unique or foreign key constraint.
+    Conflict,
+    /// A write breaks a NOT NULL or CHECK constraint, or a value the
+    /// database refuses.
+    ConstraintViolation,
+    /// The request body is not `application/json`, or is encoded.
+    UnsupportedMediaType,
     DatabaseUnavailable,
     Timeout,
     Internal,
@@ -30,7 +41,13 @@ impl Problem {
             Problem::Query(ErrorKind::NotFound) | Problem::RouteNotFound | Problem::RowNotFound => {
                 StatusCode::NOT_FOUND
             }
+            Problem::Query(ErrorKind::InvalidField) => StatusCode::UNPROCESSABLE_ENTITY,
             Problem::Query(_) => StatusCode::BAD_REQUEST,
+            Problem::WritesDisabled => StatusCode::FORBIDDEN,
+            Problem::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Problem::Conflict => StatusCode::CONFLICT,
+            Problem::ConstraintViolation => StatusCode::UNPROCESSABLE_ENTITY,
+            Problem::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Problem::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Problem::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Problem::Timeout => StatusCode::SERVICE_UNAVAILABLE,
@@ -46,6 +63,11 @@ impl Problem {
             Problem::RouteNotFound => "route-not-found",
             Problem::RowNotFound => "row-not-found",
             Problem::MethodNotAllowed => "method-not-allowed",
+            Problem::WritesDisabled => "writes-disabled",
+            Problem::PreconditionFailed => "precondition-failed",
+            Problem::Conflict => "conflict",
+            Problem::ConstraintViolation => "constraint-violation",
+            Problem::UnsupportedMediaType => "unsupported-media-type",
             Problem::DatabaseUnavailable => "database-unavailable",
             Problem::Timeout => "statement-timeout",
             Problem::Internal => "internal-error",
@@ -67,10 +89,17 @@ impl Problem {
                 ErrorKind::Conflict => "Conflicting parameters",
                 ErrorKind::Duplicate => "Duplicate parameter",
                 ErrorKind::Malformed => "Malformed query string",
+                ErrorKind::MalformedBody => "Malformed body",
+                ErrorKind::InvalidField => "Invalid field",
             },
             Problem::RouteNotFound => "No such route",
             Problem::RowNotFound => "Row not found",
             Problem::MethodNotAllowed => "Method not allowed",
+            Problem::WritesDisabled => "Writes are disabled",
+            Problem::PreconditionFailed => "Precondition failed",
+            Problem::Conflict => "Conflict",
+            Problem::ConstraintViolation => "Constraint violation",
+            Problem::UnsupportedMediaType => "Unsupported media type",
             Problem::DatabaseUnavailable => "Database unavailable",
             Problem::Timeout => "Query took too long",
             Problem::Internal => "Internal error",
@@ -91,6 +120,8 @@ impl Problem {
             ErrorKind::Conflict,
             ErrorKind::Duplicate,
             ErrorKind::Malformed,
+            ErrorKind::MalformedBody,
+            ErrorKind::InvalidField,
         ];
         kinds
             .into_iter()
@@ -99,6 +130,11 @@ impl Problem {
                 Problem::RouteNotFound,
                 Problem::RowNotFound,
                 Problem::MethodNotAllowed,
+                Problem::WritesDisabled,
+                Problem::PreconditionFailed,
+                Problem::Conflict,
+                Problem::ConstraintViolation,
+                Problem::UnsupportedMediaType,
                 Problem::DatabaseUnavailable,
                 Problem::Timeout,
                 Problem::Internal,
@@ -118,10 +154,33 @@ pub struct ApiError {
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
+/// One bad part of a request: a query parameter or path part, or a body
+/// field named by its JSON pointer (RFC 6901).
 #[derive(Debug, Clone, Serialize)]
 pub struct FieldError {
-    pub parameter: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
     pub detail: String,
+}
+
+impl FieldError {
+    pub fn parameter(parameter: impl Into<String>, detail: impl Into<String>) -> FieldError {
+        FieldError {
+            parameter: Some(parameter.into()),
+            pointer: None,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn pointer(pointer: impl Into<String>, detail: impl Into<String>) -> FieldError {
+        FieldError {
+            parameter: None,
+            pointer: Some(pointer.into()),
+            detail: detail.into(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -201,9 +260,11 @@ impl From<QueryErrors> for ApiError {
             errors: errors
                 .0
                 .into_iter()
-                .map(|e| FieldError {
-                    parameter: e.parameter,
-                    detail: e.detail,
+                .map(|e| match e.kind {
+                    ErrorKind::MalformedBody | ErrorKind::InvalidField => {
+                        FieldError::pointer(e.parameter, e.detail)
+                    }
+                    _ => FieldError::parameter(e.parameter, e.detail),
                 })
                 .collect(),
             headers: Vec::new(),

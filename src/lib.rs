@@ -3,7 +3,9 @@
 
 pub mod app;
 pub mod cache;
+pub mod changes;
 pub mod cli;
+pub mod cluster;
 pub mod conditional;
 pub mod config;
 pub mod dataset;
@@ -16,3 +18,4 @@ pub mod respond;
 pub mod routes;
 pub mod telemetry;
 pub mod versions;
+pub mod write;

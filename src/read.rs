@@ -53,7 +53,18 @@ pub fn plan(state: &AppState, path: ReadPath<'_>, query: &str) -> Result<Planned
         params: &params,
     };
     let plan = plan_read(&state.schema, &request, &state.limits, &state.cursors)?;
-    let route = route(path);
+    // the key as its column reads it: /v1/users/007 and /v1/users/7 are one row
+    let key = match &plan {
+        ReadPlan::Single(single) => match &single.locate {
+            Locate::Key { value, .. } => value.as_text(),
+            Locate::Related(scope) => scope.key.as_text(),
+        },
+        ReadPlan::Collection(collection) => collection.scope.as_ref().and_then(|s| s.key.as_text()),
+    };
+    let route = route(ReadPath {
+        id: key.as_deref().or(path.id),
+        ..path
+    });
     let canonical = format!("{route}?{}", canonical::query(&params, &plan, At::Same));
     Ok(PlannedRead {
         params,
@@ -70,9 +81,9 @@ impl PlannedRead {
         self.plan.resource()
     }
 
-    /// The tables whose changes may change the answer.
-    pub fn tables(&self) -> Vec<&str> {
-        self.plan.tables()
+    /// The tables and rows whose changes may change the answer.
+    pub fn dependencies(&self) -> brisk_query::plan::Dependencies<'_> {
+        self.plan.dependencies()
     }
 }
 
@@ -164,7 +175,7 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'}');
 
 /// The route of a read, root-relative, for links and cache keys.
-fn route(path: ReadPath<'_>) -> String {
+pub fn route(path: ReadPath<'_>) -> String {
     let mut route = String::from("/v1");
     for segment in [Some(path.resource), path.id, path.relation]
         .into_iter()

@@ -8,7 +8,7 @@
 //! at once.
 
 use crate::app::AppState;
-use crate::cache::{Entry, Freshness, Variant};
+use crate::cache::{Entry, Freshness, SharedFields, Variant};
 use crate::conditional::{self, Etag};
 use crate::encoding::{self, AcceptEncoding, Coding, Negotiated};
 use crate::error::{ApiError, Problem};
@@ -34,6 +34,8 @@ pub struct ReadRequest<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     Hit,
+    /// From the second-level cache shared through Redis.
+    Shared,
     Stale,
     Miss(Duration),
     /// Answered 304 from table versions, without an entry or a query.
@@ -57,7 +59,7 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
         && let Some(entry) = state.cache.by_alias(request.path_and_query)
     {
         {
-            match entry.freshness(&state.versions, started) {
+            match state.freshness(&entry, started) {
                 Freshness::Fresh => {
                     return serve_entry(state, &entry, &request, accept, Source::Hit, started)
                         .await;
@@ -76,7 +78,7 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
         Err(error) => return error.into_response(),
     };
     let policy = state.policy(planned.resource());
-    let versions = state.versions.snapshot(planned.tables());
+    let versions = state.versions.snapshot(&planned.dependencies());
     let etag = state.etag(&planned.canonical, &versions);
     let last_modified = state.versions.last_changed(&versions);
     if let Some(revalidated) = conditional::not_modified_by_tag(request.headers, &etag) {
@@ -114,7 +116,7 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
     let key = format!("={}", planned.canonical);
     loop {
         match state.cache.get_or_guard(&key).await {
-            Ok(entry) => match entry.freshness(&state.versions, Instant::now()) {
+            Ok(entry) => match state.freshness(&entry, Instant::now()) {
                 Freshness::Fresh => {
                     state.cache.alias(request.path_and_query, &entry);
                     return serve_entry(state, &entry, &request, accept, Source::Hit, started)
@@ -128,7 +130,14 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
                 Freshness::Expired => state.cache.remove(&entry),
             },
             Err(guard) => {
-                let versions = state.versions.snapshot(planned.tables());
+                let versions = state.versions.snapshot(&planned.dependencies());
+                if let Some(entry) = shared_entry(state, &key, &planned, &versions).await {
+                    let entry = Arc::new(entry);
+                    state.cache.insert(guard, &entry);
+                    state.cache.alias(request.path_and_query, &entry);
+                    return serve_entry(state, &entry, &request, accept, Source::Shared, started)
+                        .await;
+                }
                 let answer = match read::execute(state, &planned).await {
                     Ok(answer) => answer,
                     Err(error) => return error.into_response(),
@@ -137,6 +146,7 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
                 let entry = Arc::new(make_entry(state, key, &planned, answer, versions));
                 state.cache.insert(guard, &entry);
                 state.cache.alias(request.path_and_query, &entry);
+                share_entry(state, &planned, &entry);
                 return serve_entry(
                     state,
                     &entry,
@@ -149,6 +159,53 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
             }
         }
     }
+}
+
+/// The answer from the second-level cache (Redis), if it holds this
+/// request's answer at the current versions.
+async fn shared_entry(
+    state: &AppState,
+    key: &str,
+    planned: &PlannedRead,
+    versions: &Snapshot,
+) -> Option<Entry> {
+    let cluster = state.cluster.as_ref()?;
+    let bytes = cluster.get_entry(&planned.canonical).await?;
+    let policy = state.policy(planned.resource());
+    let etag = state.etag(&planned.canonical, versions);
+    Entry::from_shared(
+        &bytes,
+        &etag,
+        SharedFields {
+            key: key.to_string(),
+            cache_control: policy.cache_control.clone(),
+            versions: versions.clone(),
+            ttl: policy.ttl,
+            stale: policy.stale,
+        },
+    )
+}
+
+/// Stores a new entry in the second-level cache, in the background.
+fn share_entry(state: &Arc<AppState>, planned: &PlannedRead, entry: &Arc<Entry>) {
+    let Some(cluster) = state.cluster.clone() else {
+        return;
+    };
+    if !cluster.is_connected() {
+        return;
+    }
+    let (entry, canonical, ttl) = (
+        entry.clone(),
+        planned.canonical.clone(),
+        state.policy(planned.resource()).ttl,
+    );
+    let level = state.levels.zstd;
+    tokio::spawn(async move {
+        let bytes = tokio::task::spawn_blocking(move || entry.to_shared(level)).await;
+        if let Ok(bytes) = bytes {
+            cluster.put_entry(&canonical, bytes, ttl).await;
+        }
+    });
 }
 
 fn make_entry(
@@ -197,7 +254,7 @@ fn refresh_in_background(state: &Arc<AppState>, entry: &Arc<Entry>, request: &Re
         let Ok(planned) = read::plan(&state, path, &query) else {
             return;
         };
-        let versions = state.versions.snapshot(planned.tables());
+        let versions = state.versions.snapshot(&planned.dependencies());
         match read::execute(&state, &planned).await {
             Ok(answer) => {
                 let fresh = Arc::new(make_entry(
@@ -233,7 +290,9 @@ async fn serve_entry(
 ) -> Response<Body> {
     match source {
         Source::Hit => state.cache.stats.hits.fetch_add(1, Ordering::Relaxed),
-        Source::Miss(_) => state.cache.stats.misses.fetch_add(1, Ordering::Relaxed),
+        Source::Miss(_) | Source::Shared => {
+            state.cache.stats.misses.fetch_add(1, Ordering::Relaxed)
+        }
         _ => 0,
     };
     let hits = entry.hits.fetch_add(1, Ordering::Relaxed) + 1;
@@ -488,6 +547,7 @@ fn server_timing(source: Source, started: Instant) -> HeaderValue {
     let text = match source {
         Source::Hit => format!("cache;desc=hit, total;dur={total:.3}"),
         Source::Stale => format!("cache;desc=stale, total;dur={total:.3}"),
+        Source::Shared => format!("cache;desc=shared, total;dur={total:.3}"),
         Source::Versions => format!("cache;desc=revalidated, total;dur={total:.3}"),
         Source::Miss(db) => format!(
             "cache;desc=miss, db;dur={:.3}, total;dur={total:.3}",

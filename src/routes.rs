@@ -14,6 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use brisk_query::ErrorKind;
+use brisk_query::write::WriteMethod;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -26,8 +27,11 @@ type Shared = State<Arc<AppState>>;
 pub fn router(state: Arc<AppState>) -> Router {
     let routes = Router::new()
         .route("/v1/openapi.json", get(openapi))
-        .route("/v1/{resource}", get(collection))
-        .route("/v1/{resource}/{id}", get(row))
+        .route("/v1/{resource}", get(collection).post(create))
+        .route(
+            "/v1/{resource}/{id}",
+            get(row).patch(update).put(replace).delete(remove),
+        )
         .route("/v1/{resource}/{id}/{relation}", get(related))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -113,6 +117,88 @@ async fn read(state: &Arc<AppState>, request: Request, path: ReadPath<'_>) -> Re
     .await
 }
 
+async fn create(
+    State(state): Shared,
+    path: Result<Path<String>, PathRejection>,
+    request: Request,
+) -> Response {
+    match path {
+        Ok(Path(resource)) => write(&state, request, WriteMethod::Post, &resource, None).await,
+        Err(rejection) => bad_path(rejection),
+    }
+}
+
+async fn update(
+    State(state): Shared,
+    path: Result<Path<(String, String)>, PathRejection>,
+    request: Request,
+) -> Response {
+    match path {
+        Ok(Path((resource, id))) => {
+            write(&state, request, WriteMethod::Patch, &resource, Some(&id)).await
+        }
+        Err(rejection) => bad_path(rejection),
+    }
+}
+
+async fn replace(
+    State(state): Shared,
+    path: Result<Path<(String, String)>, PathRejection>,
+    request: Request,
+) -> Response {
+    match path {
+        Ok(Path((resource, id))) => {
+            write(&state, request, WriteMethod::Put, &resource, Some(&id)).await
+        }
+        Err(rejection) => bad_path(rejection),
+    }
+}
+
+async fn remove(
+    State(state): Shared,
+    path: Result<Path<(String, String)>, PathRejection>,
+    request: Request,
+) -> Response {
+    match path {
+        Ok(Path((resource, id))) => {
+            write(&state, request, WriteMethod::Delete, &resource, Some(&id)).await
+        }
+        Err(rejection) => bad_path(rejection),
+    }
+}
+
+/// Reads the body (up to `limits.max_body_bytes`) and runs the write.
+async fn write(
+    state: &Arc<AppState>,
+    request: Request,
+    method: WriteMethod,
+    resource: &str,
+    id: Option<&str>,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, state.max_body_bytes).await {
+        Ok(body) => body,
+        Err(_) => {
+            return ApiError::new(
+                Problem::Status(StatusCode::PAYLOAD_TOO_LARGE),
+                format!(
+                    "the body is larger than {} bytes; send fewer rows per request",
+                    state.max_body_bytes
+                ),
+            )
+            .into_response();
+        }
+    };
+    let call = crate::write::WriteCall {
+        method,
+        resource,
+        id,
+        headers: &parts.headers,
+        body,
+    };
+    crate::write::run(state, call).await
+}
+
 fn bad_path(rejection: PathRejection) -> Response {
     ApiError::new(
         Problem::Query(ErrorKind::Malformed),
@@ -179,10 +265,10 @@ fn no_parameters(query: Option<&str>) -> Option<ApiError> {
         Problem::Query(ErrorKind::UnknownParameter),
         format!("this route takes no query parameters, and '{name}' was given"),
     );
-    error.errors.push(crate::error::FieldError {
-        parameter: name.to_string(),
-        detail: "this route takes no query parameters".into(),
-    });
+    error.errors.push(crate::error::FieldError::parameter(
+        name,
+        "this route takes no query parameters",
+    ));
     Some(error)
 }
 

@@ -9,7 +9,7 @@ use crate::config::{DatabaseUrl, Settings};
 use brisk_query::Dialect;
 use brisk_query::envelope::Row;
 use brisk_query::schema::{ForeignKey, Resource};
-use brisk_query::sql::{CollectionSql, SingleSql};
+use brisk_query::sql::{CollectionSql, SingleSql, WriteSql};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -53,6 +53,39 @@ pub struct SingleRow {
     /// A nested route whose parent row does not exist.
     pub parent_missing: bool,
     pub db_time: Duration,
+}
+
+/// Why a write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("constraint failed: {0:?}")]
+    Constraint(Constraint),
+}
+
+/// A constraint the database enforced, with what it named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Constraint {
+    pub kind: ConstraintKind,
+    /// The columns at fault, when the database says.
+    pub columns: Vec<String>,
+    /// The constraint's name (CHECK), or the referencing table (a delete of
+    /// a row still referenced).
+    pub constraint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstraintKind {
+    Unique,
+    /// A value that references no row.
+    ForeignKey,
+    /// A deleted row that other rows still reference.
+    StillReferenced,
+    NotNull,
+    Check,
+    /// A value the database could not store in its column.
+    BadValue,
 }
 
 /// Why a statement failed, in the terms a response needs.
@@ -129,6 +162,33 @@ impl Database {
         }?;
         self.count_statements(1 + u64::from(sql.parent.is_some() && row.json.is_none()));
         Ok(row)
+    }
+
+    /// Runs a write's statements in one transaction; each returns the row it
+    /// wrote (as JSON) and its key, or nothing if no row matched.
+    /// `origin` names the instance in PostgreSQL change notifications.
+    pub async fn write(&self, sql: &WriteSql, origin: &str) -> Result<Vec<Row>, WriteError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.write(sql).await,
+            Backend::Postgres(db) => db.write(sql, origin).await,
+        }
+    }
+
+    /// On SQLite, a number that moves when another program commits to the
+    /// file (`PRAGMA data_version` on brisk's writer); `None` on PostgreSQL,
+    /// which reports changes through notifications instead.
+    pub async fn data_version(&self) -> Option<Result<i64, DbError>> {
+        match &self.backend {
+            Backend::Sqlite(db) => Some(db.data_version().await),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    pub fn postgres(&self) -> Option<&PostgresDb> {
+        match &self.backend {
+            Backend::Postgres(db) => Some(db),
+            Backend::Sqlite(_) => None,
+        }
     }
 
     /// Whether the database answers a trivial query.

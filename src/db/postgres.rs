@@ -2,13 +2,15 @@
 //! once per connection. Every parameter is sent as text and cast by the SQL
 //! to its column's type, so one binding path serves every column type.
 
-use super::{CollectionRows, DbError, Introspection, SingleRow};
+use super::{
+    CollectionRows, Constraint, ConstraintKind, DbError, Introspection, SingleRow, WriteError,
+};
 use crate::config::Settings;
 use anyhow::Context;
 use brisk_query::Sql;
 use brisk_query::envelope::Row;
 use brisk_query::schema::{Column, ColumnKind, ForeignKey, Resource, ResourceKind};
-use brisk_query::sql::{CollectionSql, SingleSql};
+use brisk_query::sql::{CollectionSql, SingleSql, WriteSql};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -23,6 +25,7 @@ const STATEMENT_CACHE_LIMIT: usize = 512;
 #[derive(Clone)]
 pub struct PostgresDb {
     pool: Pool,
+    config: tokio_postgres::Config,
 }
 
 impl PostgresDb {
@@ -36,7 +39,7 @@ impl PostgresDb {
             settings.statement_timeout.as_millis()
         ));
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -49,7 +52,7 @@ impl PostgresDb {
             .create_timeout(Some(Duration::from_secs(5)))
             .build()
             .context("cannot build the PostgreSQL pool")?;
-        let db = PostgresDb { pool };
+        let db = PostgresDb { pool, config };
         db.ping()
             .await
             .with_context(|| format!("cannot connect to {}", settings.database))?;
@@ -144,6 +147,55 @@ impl PostgresDb {
         })
     }
 
+    /// Runs a write's statements in one transaction.
+    pub async fn write(&self, sql: &WriteSql, origin: &str) -> Result<Vec<Row>, WriteError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(classify)?;
+        // names this instance in the notifications of `brisk install-triggers`
+        let origin_statement = transaction
+            .prepare_typed_cached("SELECT set_config('brisk.origin', $1, true)", &[Type::TEXT])
+            .await
+            .map_err(classify)?;
+        transaction
+            .execute(&origin_statement, &[&origin])
+            .await
+            .map_err(classify)?;
+        let mut rows = Vec::with_capacity(sql.statements.len());
+        for statement in &sql.statements {
+            let types = vec![Type::TEXT; statement.params.len()];
+            let prepared = transaction
+                .prepare_typed_cached(&statement.text, &types)
+                .await
+                .map_err(classify_write)?;
+            let params = texts(statement);
+            let row = transaction
+                .query_opt(&prepared, &refs(&params))
+                .await
+                .map_err(classify_write)?;
+            if let Some(row) = row {
+                rows.push(Row {
+                    json: row.try_get(0).map_err(classify)?,
+                    keys: row.try_get(1).map_err(classify)?,
+                });
+            }
+        }
+        transaction.commit().await.map_err(classify_write)?;
+        Ok(rows)
+    }
+
+    /// A connection of its own, outside the pool (for LISTEN).
+    pub async fn dedicated_connection(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+        ),
+        tokio_postgres::Error,
+    > {
+        self.config.connect(NoTls).await
+    }
+
     pub async fn ping(&self) -> Result<(), DbError> {
         let client = self.client().await?;
         client.simple_query("SELECT 1").await.map_err(classify)?;
@@ -182,6 +234,65 @@ async fn exists(client: &Object, sql: &Sql) -> Result<bool, DbError> {
         .is_some())
 }
 
+/// A failed write: constraint failures named, the rest as for reads.
+fn classify_write(error: tokio_postgres::Error) -> WriteError {
+    let Some(db) = error.as_db_error() else {
+        return WriteError::Db(classify(error));
+    };
+    // "Key (email)=(a@b.c) already exists." → ["email"]
+    let key_columns = || -> Vec<String> {
+        db.detail()
+            .and_then(|d| d.strip_prefix("Key ("))
+            .and_then(|d| d.split_once(")="))
+            .map(|(columns, _)| {
+                columns
+                    .split(", ")
+                    .map(|c| c.trim_matches('"').to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let code = db.code().code();
+    let (kind, columns, constraint) = match code {
+        "23505" => (ConstraintKind::Unique, key_columns(), None),
+        "23503"
+            if db
+                .detail()
+                .is_some_and(|d| d.contains("is still referenced")) =>
+        {
+            (
+                ConstraintKind::StillReferenced,
+                Vec::new(),
+                db.detail()
+                    .and_then(|d| d.rsplit_once("from table "))
+                    .map(|(_, table)| table.trim_end_matches('.').trim_matches('"').to_string()),
+            )
+        }
+        "23503" => (ConstraintKind::ForeignKey, key_columns(), None),
+        "23502" => (
+            ConstraintKind::NotNull,
+            db.column().map(str::to_string).into_iter().collect(),
+            None,
+        ),
+        "23514" => (
+            ConstraintKind::Check,
+            Vec::new(),
+            db.constraint().map(str::to_string),
+        ),
+        _ if code.starts_with("22") => (
+            ConstraintKind::BadValue,
+            db.column().map(str::to_string).into_iter().collect(),
+            None,
+        ),
+        _ => return WriteError::Db(classify(error)),
+    };
+    WriteError::Constraint(Constraint {
+        kind,
+        columns,
+        constraint,
+    })
+}
+
 fn classify(error: tokio_postgres::Error) -> DbError {
     match error.code() {
         Some(code) if *code == SqlState::QUERY_CANCELED => DbError::Timeout,
@@ -206,7 +317,8 @@ fn classify(error: tokio_postgres::Error) -> DbError {
 const COLUMNS: &str = "
 SELECT c.relname, c.relkind::text, a.attname, a.attnotnull,
        a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '',
-       tn.nspname, t.typname, t.typtype::text, coalesce(bt.typname, t.typname)
+       tn.nspname, t.typname, t.typtype::text, coalesce(bt.typname, t.typname),
+       a.attgenerated <> '' OR a.attidentity = 'a', a.atttypmod
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -251,12 +363,23 @@ async fn introspect(client: &Object, schema: &str) -> anyhow::Result<Introspecti
         let type_kind: String = row.get(7);
         let base_type: String = row.get(8);
         let not_null: bool = row.get(3);
+        let typmod: i32 = row.get(10);
+        let kind = kind_of(&base_type, &type_kind);
+        let modifier = u32::try_from(typmod - 4).ok();
         let column = Column {
-            name: row.get(2),
-            kind: kind_of(&base_type, &type_kind),
-            db_type: format!("{type_schema}.{type_name}"),
             nullable: !not_null,
-            has_default: row.get::<_, bool>(4) || !not_null,
+            has_default: row.get(4),
+            read_only: row.get(9),
+            // varchar(n) and bpchar(n) keep n + 4; numeric(p, s) keeps (p << 16 | s) + 4
+            max_chars: modifier.filter(|_| matches!(base_type.as_str(), "varchar" | "bpchar")),
+            precision: modifier
+                .filter(|_| base_type == "numeric")
+                .map(|m| (m >> 16, m & 0xffff)),
+            ..Column::new(
+                row.get::<_, String>(2),
+                kind,
+                format!("{type_schema}.{type_name}"),
+            )
         };
         match resources.last_mut() {
             Some(last) if last.name == table => last.columns.push(column),

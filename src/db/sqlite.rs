@@ -6,14 +6,16 @@
 //! connection: a second thread hop per request for nothing, since a SQLite
 //! connection cannot go stale.
 
-use super::{CollectionRows, DbError, Introspection, SingleRow};
+use super::{
+    CollectionRows, Constraint, ConstraintKind, DbError, Introspection, SingleRow, WriteError,
+};
 use crate::config::Settings;
 use anyhow::Context;
 use brisk_query::Sql;
 use brisk_query::SqlValue;
 use brisk_query::envelope::Row;
 use brisk_query::schema::{Column, ColumnKind, ForeignKey, Resource, ResourceKind};
-use brisk_query::sql::{CollectionSql, SingleSql};
+use brisk_query::sql::{CollectionSql, SingleSql, WriteSql};
 use rusqlite::{Connection, OpenFlags, params_from_iter, types::Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -23,13 +25,16 @@ use tokio::sync::Semaphore;
 /// How long a request waits for a free connection before it is refused.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Read connections, and one writer: SQLite takes one write at a time.
 #[derive(Clone)]
 pub struct SqliteDb {
-    pool: Arc<Pool>,
+    readers: Arc<Pool>,
+    writer: Arc<Pool>,
 }
 
 struct Pool {
     path: PathBuf,
+    writable: bool,
     idle: Mutex<Vec<Connection>>,
     permits: Semaphore,
     statement_timeout: Duration,
@@ -49,45 +54,61 @@ impl SqliteDb {
                         path.display()
                     );
                 }
-                let first = open_connection(&path)?;
-                first
+                let writer = open_connection(&path, true)?;
+                writer
                     .pragma_update(None, "journal_mode", "WAL")
                     .with_context(|| format!("cannot switch {} to WAL mode", path.display()))?;
-                let mut all = vec![first];
-                for _ in 1..size {
-                    all.push(open_connection(&path)?);
+                let mut all = vec![writer];
+                for _ in 0..size {
+                    all.push(open_connection(&path, false)?);
                 }
                 Ok(all)
             }
         })
         .await??;
-        Ok(SqliteDb {
-            pool: Arc::new(Pool {
-                path,
+        let mut connections = connections.into_iter();
+        let writer = connections.next().expect("opened above");
+        let pool = |writable: bool, connections: Vec<Connection>| {
+            Arc::new(Pool {
+                path: path.clone(),
+                writable,
+                permits: Semaphore::new(connections.len()),
                 idle: Mutex::new(connections),
-                permits: Semaphore::new(size),
                 statement_timeout: settings.statement_timeout,
-            }),
+            })
+        };
+        Ok(SqliteDb {
+            readers: pool(false, connections.collect()),
+            writer: pool(true, vec![writer]),
         })
     }
 
-    /// Runs `work` on a pooled connection on a blocking thread.
     async fn run<R: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
     ) -> Result<R, DbError> {
-        let _permit = tokio::time::timeout(CHECKOUT_TIMEOUT, self.pool.permits.acquire())
+        self.readers.run(work).await?.map_err(classify)
+    }
+}
+
+impl Pool {
+    /// Runs `work` on a pooled connection on a blocking thread. The outer
+    /// error is the pool's; the inner one is SQLite's, for the caller to read.
+    async fn run<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
+    ) -> Result<Result<R, rusqlite::Error>, DbError> {
+        let _permit = tokio::time::timeout(CHECKOUT_TIMEOUT, self.permits.acquire())
             .await
             .map_err(|_| DbError::Unavailable("every SQLite connection is busy".into()))?
             .map_err(|_| DbError::Unavailable("the pool is closed".into()))?;
         let connection = self
-            .pool
             .idle
             .lock()
             .expect("pool lock")
             .pop()
             .expect("a permit guarantees an idle connection");
-        let deadline = Instant::now() + self.pool.statement_timeout;
+        let deadline = Instant::now() + self.statement_timeout;
         let joined = tokio::task::spawn_blocking(move || {
             let result = connection
                 .progress_handler(1000, Some(move || Instant::now() > deadline))
@@ -100,18 +121,20 @@ impl SqliteDb {
             Ok(done) => done,
             Err(panic) => {
                 // The connection went down with the thread; open a fresh one.
-                let fresh = open_connection(&self.pool.path)
+                let fresh = open_connection(&self.path, self.writable)
                     .map_err(|e| DbError::Unavailable(format!("cannot reopen SQLite: {e:#}")))?;
-                self.pool.idle.lock().expect("pool lock").push(fresh);
+                self.idle.lock().expect("pool lock").push(fresh);
                 return Err(DbError::Internal(format!(
                     "SQLite worker panicked: {panic}"
                 )));
             }
         };
-        self.pool.idle.lock().expect("pool lock").push(connection);
-        result.map_err(classify)
+        self.idle.lock().expect("pool lock").push(connection);
+        Ok(result)
     }
+}
 
+impl SqliteDb {
     pub async fn collection(&self, sql: &CollectionSql) -> Result<CollectionRows, DbError> {
         let sql = sql.clone();
         let started = Instant::now();
@@ -182,9 +205,10 @@ impl SqliteDb {
 
     /// The later modification time of the database file and its WAL.
     pub fn last_changed(&self) -> std::time::SystemTime {
-        let mut wal = self.pool.path.clone().into_os_string();
+        let path = &self.readers.path;
+        let mut wal = path.clone().into_os_string();
         wal.push("-wal");
-        [self.pool.path.as_os_str(), wal.as_os_str()]
+        [path.as_os_str(), wal.as_os_str()]
             .iter()
             .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
             .max()
@@ -194,22 +218,67 @@ impl SqliteDb {
     pub async fn introspect(&self) -> anyhow::Result<Introspection> {
         Ok(self.run(introspect).await?)
     }
+
+    /// Runs a write's statements in one transaction on the writer.
+    pub async fn write(&self, sql: &WriteSql) -> Result<Vec<Row>, WriteError> {
+        let statements = sql.statements.clone();
+        self.writer
+            .run(move |c| {
+                c.execute_batch("BEGIN IMMEDIATE")?;
+                let written = (|| {
+                    let mut rows = Vec::with_capacity(statements.len());
+                    for sql in &statements {
+                        let mut statement = c.prepare_cached(&sql.text)?;
+                        let mut result = statement.query(params(sql))?;
+                        if let Some(row) = result.next()? {
+                            rows.push(Row {
+                                json: row.get(0)?,
+                                keys: row.get(1)?,
+                            });
+                        }
+                    }
+                    Ok(rows)
+                })();
+                match written {
+                    Ok(rows) => c.execute_batch("COMMIT").map(|()| rows),
+                    Err(error) => {
+                        let _ = c.execute_batch("ROLLBACK");
+                        Err(error)
+                    }
+                }
+            })
+            .await?
+            .map_err(classify_write)
+    }
+
+    /// SQLite's count of commits by other connections, as the writer sees
+    /// it: it moves when anything but brisk's own writer changes the file.
+    pub async fn data_version(&self) -> Result<i64, DbError> {
+        self.writer
+            .run(|c| c.query_row("PRAGMA data_version", [], |r| r.get(0)))
+            .await?
+            .map_err(classify)
+    }
 }
 
-fn open_connection(path: &Path) -> anyhow::Result<Connection> {
+fn open_connection(path: &Path, writable: bool) -> anyhow::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let connection = Connection::open_with_flags(path, flags)
         .with_context(|| format!("cannot open SQLite database {}", path.display()))?;
     connection
-        .execute_batch(
+        .execute_batch(if writable {
+            "PRAGMA foreign_keys = ON;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA busy_timeout = 5000;"
+        } else {
             "PRAGMA query_only = ON;
              PRAGMA busy_timeout = 5000;
              PRAGMA cache_size = -32768;
              PRAGMA mmap_size = 268435456;
-             PRAGMA temp_store = MEMORY;",
-        )
+             PRAGMA temp_store = MEMORY;"
+        })
         .with_context(|| format!("cannot configure connection to {}", path.display()))?;
     connection.set_prepared_statement_cache_capacity(256);
     Ok(connection)
@@ -234,6 +303,48 @@ fn to_sqlite(value: &SqlValue) -> Value {
 
 fn exists(c: &Connection, sql: &Sql) -> Result<bool, rusqlite::Error> {
     c.prepare_cached(&sql.text)?.exists(params(sql))
+}
+
+/// A failed write: constraint failures named, the rest as for reads.
+fn classify_write(error: rusqlite::Error) -> WriteError {
+    use rusqlite::ffi;
+    let (code, message) = match &error {
+        rusqlite::Error::SqliteFailure(e, message) => {
+            (e.extended_code, message.clone().unwrap_or_default())
+        }
+        _ => return WriteError::Db(classify(error)),
+    };
+    // "UNIQUE constraint failed: users.email, users.name" → ["email", "name"]
+    let columns = || -> Vec<String> {
+        message
+            .split_once(": ")
+            .map(|(_, list)| {
+                list.split(", ")
+                    .map(|c| c.rsplit('.').next().unwrap_or(c).to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let kind = match code {
+        ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => ConstraintKind::Unique,
+        ffi::SQLITE_CONSTRAINT_FOREIGNKEY => ConstraintKind::ForeignKey,
+        ffi::SQLITE_CONSTRAINT_NOTNULL => ConstraintKind::NotNull,
+        ffi::SQLITE_CONSTRAINT_CHECK => ConstraintKind::Check,
+        _ => return WriteError::Db(classify(error)),
+    };
+    let columns = match kind {
+        ConstraintKind::Check | ConstraintKind::ForeignKey => Vec::new(),
+        _ => columns(),
+    };
+    let constraint = match kind {
+        ConstraintKind::Check => message.split_once(": ").map(|(_, name)| name.to_string()),
+        _ => None,
+    };
+    WriteError::Constraint(Constraint {
+        kind,
+        columns,
+        constraint,
+    })
 }
 
 fn classify(error: rusqlite::Error) -> DbError {
@@ -280,11 +391,9 @@ fn introspect(c: &Connection) -> Result<Introspection, rusqlite::Error> {
                 let rowid_alias = pk == 1 && declared.eq_ignore_ascii_case("INTEGER");
                 let nullable = !not_null && pk == 0;
                 Ok(Column {
-                    name: column,
-                    kind,
-                    db_type: declared,
                     nullable,
-                    has_default: has_default || rowid_alias || nullable,
+                    has_default: has_default || rowid_alias,
+                    ..Column::new(column, kind, declared)
                 })
             })
             .collect::<Result<_, rusqlite::Error>>()?;

@@ -266,8 +266,10 @@ const MALFORMED: &[(&str, &str, u16, &str)] = &[
         400,
         "takes no query parameters",
     ),
-    ("POST", "/v1/users", 405, "allows GET,HEAD"),
-    ("DELETE", "/v1/users/1", 405, "allows GET,HEAD"),
+    ("POST", "/v1/users", 403, "writes = true"),
+    ("DELETE", "/v1/users/1", 403, "read-only"),
+    ("POST", "/v1/users/1/orders", 405, "allows GET,HEAD"),
+    ("PATCH", "/v1/users", 405, "allows GET,HEAD,POST"),
     ("PUT", "/v1/openapi.json", 405, "allows GET,HEAD"),
 ];
 
@@ -293,7 +295,7 @@ on_both! {
                 assert!(errors.iter().all(|e| e["parameter"].is_string() && e["detail"].is_string()));
             }
             if *status == 405 {
-                assert_eq!(allow.as_deref(), Some("GET,HEAD"), "{path}");
+                assert!(allow.as_deref().is_some_and(|a| a.starts_with("GET,HEAD")), "{path}: {allow:?}");
             }
         }
     }

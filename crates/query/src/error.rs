@@ -37,6 +37,11 @@ pub enum ErrorKind {
     Duplicate,
     /// The query string itself is malformed (bad percent-encoding, not UTF-8).
     Malformed,
+    /// A request body that is not JSON, or not an object (or array of them).
+    MalformedBody,
+    /// A body field that is unknown, of the wrong type, out of range,
+    /// missing, or not writable.
+    InvalidField,
 }
 
 impl ErrorKind {
@@ -53,6 +58,8 @@ impl ErrorKind {
             ErrorKind::Conflict => "conflicting-parameters",
             ErrorKind::Duplicate => "duplicate-parameter",
             ErrorKind::Malformed => "malformed-query",
+            ErrorKind::MalformedBody => "malformed-body",
+            ErrorKind::InvalidField => "invalid-field",
         }
     }
 }

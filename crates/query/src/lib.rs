@@ -21,6 +21,7 @@ pub mod plan;
 pub mod schema;
 pub mod sql;
 pub mod value;
+pub mod write;
 
 pub use cursor::CursorCodec;
 pub use error::{ErrorKind, QueryError, QueryErrors};

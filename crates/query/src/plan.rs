@@ -136,30 +136,58 @@ impl ReadPlan {
         }
     }
 
-    /// Every table the answer is built from: the resource, the parent of a
-    /// nested route, and every embedded relation's target. A change to any
-    /// of them may change the answer.
-    pub fn tables(&self) -> Vec<&str> {
-        let (scope, selection) = match self {
-            ReadPlan::Collection(plan) => (plan.scope.as_ref(), &plan.selection),
-            ReadPlan::Single(plan) => match &plan.locate {
-                Locate::Related(scope) => (Some(scope), &plan.selection),
-                Locate::Key { .. } => (None, &plan.selection),
-            },
+    /// What the answer is built from, for invalidation: whole tables (the
+    /// collection's, every embedded relation's target) and single rows (the
+    /// row of `/v1/t/{id}`, the parent of a nested route). A change to any
+    /// may change the answer; a change to anything else cannot.
+    pub fn dependencies(&self) -> Dependencies<'_> {
+        let mut deps = Dependencies::default();
+        let selection = match self {
+            ReadPlan::Collection(plan) => {
+                deps.tables.push(plan.resource.as_str());
+                if let Some(scope) = &plan.scope {
+                    deps.rows.push((
+                        scope.parent.as_str(),
+                        scope.key.as_text().unwrap_or_default(),
+                    ));
+                }
+                &plan.selection
+            }
+            ReadPlan::Single(plan) => {
+                match &plan.locate {
+                    Locate::Key { value, .. } => deps
+                        .rows
+                        .push((plan.resource.as_str(), value.as_text().unwrap_or_default())),
+                    Locate::Related(scope) => {
+                        deps.tables.push(plan.resource.as_str());
+                        deps.rows.push((
+                            scope.parent.as_str(),
+                            scope.key.as_text().unwrap_or_default(),
+                        ));
+                    }
+                }
+                &plan.selection
+            }
         };
-        let mut tables = vec![self.resource()];
-        tables.extend(scope.map(|s| s.parent.as_str()));
         fn embeds<'a>(selection: &'a Selection, tables: &mut Vec<&'a str>) {
             for embed in &selection.embeds {
                 tables.push(&embed.relation.target);
                 embeds(&embed.selection, tables);
             }
         }
-        embeds(selection, &mut tables);
-        tables.sort_unstable();
-        tables.dedup();
-        tables
+        embeds(selection, &mut deps.tables);
+        deps.tables.sort_unstable();
+        deps.tables.dedup();
+        deps
     }
+}
+
+/// The tables and rows an answer depends on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dependencies<'a> {
+    pub tables: Vec<&'a str>,
+    /// (table, key as text)
+    pub rows: Vec<(&'a str, String)>,
 }
 
 impl Window {
@@ -863,21 +891,41 @@ mod tests {
     }
 
     #[test]
-    fn tables_name_everything_an_answer_is_built_from() {
-        let plan = |resource, id, relation, query| plan(resource, id, relation, query).unwrap();
+    fn dependencies_name_everything_an_answer_is_built_from() {
+        let deps = |resource, id, relation, query| {
+            let plan = plan(resource, id, relation, query).unwrap();
+            let deps = plan.dependencies();
+            (
+                deps.tables
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>(),
+                deps.rows
+                    .iter()
+                    .map(|(t, k)| (t.to_string(), k.clone()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let s = |v: &[&str]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            plan("orders", None, None, "include=user,order_items.product").tables(),
-            ["order_items", "orders", "products", "users"]
+            deps("orders", None, None, "include=user,order_items.product"),
+            (s(&["order_items", "orders", "products", "users"]), vec![])
         );
         assert_eq!(
-            plan("users", Some("1"), Some("orders"), "").tables(),
-            ["orders", "users"]
+            deps("users", Some("1"), Some("orders"), ""),
+            (s(&["orders"]), vec![("users".to_string(), "1".to_string())])
         );
         assert_eq!(
-            plan("orders", Some("1"), Some("user"), "").tables(),
-            ["orders", "users"]
+            deps("orders", Some("01"), Some("user"), ""),
+            (s(&["users"]), vec![("orders".to_string(), "1".to_string())])
         );
-        assert_eq!(plan("products", Some("1"), None, "").tables(), ["products"]);
+        assert_eq!(
+            deps("products", Some("7"), None, "include=order_items"),
+            (
+                s(&["order_items"]),
+                vec![("products".to_string(), "7".to_string())]
+            )
+        );
     }
 
     #[test]

@@ -144,13 +144,7 @@ mod tests {
     use super::*;
 
     fn column(kind: ColumnKind) -> Column {
-        Column {
-            name: "c".into(),
-            kind,
-            db_type: String::new(),
-            nullable: true,
-            has_default: false,
-        }
+        Column::new("c", kind, "")
     }
 
     #[test]

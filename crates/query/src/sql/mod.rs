@@ -11,8 +11,10 @@
 
 mod json;
 mod select;
+mod write;
 
 pub use select::{CollectionSql, SingleSql, render_collection, render_single};
+pub use write::{WriteSql, render_write};
 
 use crate::schema::Column;
 use crate::value::SqlValue;

@@ -144,7 +144,7 @@ impl Writer {
     }
 
     /// PostgreSQL hands JSON over as text only when asked.
-    fn text_cast(&mut self) {
+    pub(super) fn text_cast(&mut self) {
         if self.dialect == Dialect::Postgres {
             self.push("::text");
         }

@@ -1,0 +1,182 @@
+//! The statements of a write, each returning the row as stored (as JSON,
+//! the way a GET renders it) and its key.
+
+use super::{Dialect, Sql, Writer};
+use crate::plan::Selection;
+use crate::schema::Resource;
+use crate::value::SqlValue;
+use crate::write::{Assignment, WriteAction, WritePlan};
+
+/// One statement per written row, run in one transaction. Each returns at
+/// most one row of (row JSON, key JSON); DELETE returns (key JSON, key JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteSql {
+    pub statements: Vec<Sql>,
+}
+
+pub fn render_write(plan: &WritePlan, resource: &Resource, dialect: Dialect) -> WriteSql {
+    let all = Selection {
+        columns: resource.columns.clone(),
+        embeds: Vec::new(),
+    };
+    let statements = match &plan.action {
+        WriteAction::Insert { rows, .. } => rows
+            .iter()
+            .map(|row| {
+                let mut w = Writer::new(dialect);
+                w.push("INSERT INTO ");
+                w.ident(&plan.resource);
+                if row.is_empty() {
+                    w.push(" DEFAULT VALUES");
+                } else {
+                    w.push(" (");
+                    for (i, a) in row.iter().enumerate() {
+                        if i > 0 {
+                            w.push(", ");
+                        }
+                        w.ident(&a.column.name);
+                    }
+                    w.push(") VALUES (");
+                    for (i, a) in row.iter().enumerate() {
+                        if i > 0 {
+                            w.push(", ");
+                        }
+                        w.assigned(a);
+                    }
+                    w.push(")");
+                }
+                w.returning(plan, &all);
+                w.finish()
+            })
+            .collect(),
+        WriteAction::Update { key, set } => {
+            let mut w = Writer::new(dialect);
+            w.push("UPDATE ");
+            w.ident(&plan.resource);
+            w.push(" SET ");
+            for (i, a) in set.iter().enumerate() {
+                if i > 0 {
+                    w.push(", ");
+                }
+                w.ident(&a.column.name);
+                w.push(" = ");
+                w.assigned(a);
+            }
+            w.where_key(plan, key);
+            w.returning(plan, &all);
+            vec![w.finish()]
+        }
+        WriteAction::Delete { key } => {
+            let mut w = Writer::new(dialect);
+            w.push("DELETE FROM ");
+            w.ident(&plan.resource);
+            w.where_key(plan, key);
+            let table = quoted(&plan.resource);
+            w.push(" RETURNING ");
+            w.keys_json(&[&plan.key], &table);
+            w.text_cast();
+            w.push(", ");
+            w.keys_json(&[&plan.key], &table);
+            w.text_cast();
+            vec![w.finish()]
+        }
+    };
+    WriteSql { statements }
+}
+
+/// `"table"`, as the alias of RETURNING expressions.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl Writer {
+    fn assigned(&mut self, assignment: &Assignment) {
+        if assignment.value == SqlValue::Null {
+            self.push("NULL");
+        } else {
+            self.value(assignment.value.clone(), &assignment.column);
+        }
+    }
+
+    fn where_key(&mut self, plan: &WritePlan, key: &SqlValue) {
+        self.push(" WHERE ");
+        self.column(&quoted(&plan.resource), &plan.key.name);
+        self.push(" = ");
+        self.value(key.clone(), &plan.key);
+    }
+
+    fn returning(&mut self, plan: &WritePlan, all: &Selection) {
+        let table = quoted(&plan.resource);
+        self.push(" RETURNING ");
+        self.row_json(all, &table);
+        self.text_cast();
+        self.push(", ");
+        self.keys_json(&[&plan.key], &table);
+        self.text_cast();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::fixtures::shop;
+    use crate::write::{WriteMethod, WriteRequest, plan_write};
+
+    fn render(method: WriteMethod, id: Option<&str>, body: &str, dialect: Dialect) -> String {
+        let schema = shop();
+        let plan = plan_write(
+            &schema,
+            &WriteRequest {
+                method,
+                resource: "orders",
+                id,
+                body: Some(body.as_bytes()),
+                max_rows: 10,
+            },
+        )
+        .unwrap();
+        render_write(&plan, schema.resource("orders").unwrap(), dialect)
+            .statements
+            .iter()
+            .map(|s| format!("{}\n  -- {:?}", s.text, s.params))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn writes_return_the_row_as_stored() {
+        let insert = r#"{"user_id":3,"status":"paid","total":"12.50","created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}"#;
+        expect_test::expect![[r#"
+            INSERT INTO "orders" ("user_id", "status", "total", "created_at", "updated_at") VALUES (?1, ?2, ?3, ?4, ?5) RETURNING json_object('id', "orders"."id", 'user_id', "orders"."user_id", 'status', "orders"."status", 'total', "orders"."total", 'created_at', "orders"."created_at", 'updated_at', "orders"."updated_at"), json_array("orders"."id")
+              -- [Integer(3), Text("paid"), Decimal("12.50"), Text("2024-01-01T00:00:00Z"), Text("2024-01-01T00:00:00Z")]"#]].assert_eq(&render(
+            WriteMethod::Post,
+            None,
+            insert,
+            Dialect::Sqlite,
+        ));
+        expect_test::expect![[r#"
+            INSERT INTO "orders" ("user_id", "status", "total", "created_at", "updated_at") VALUES ($1::"pg_catalog"."int4", $2::"pg_catalog"."text", $3::"pg_catalog"."numeric", $4::"pg_catalog"."timestamptz", $5::"pg_catalog"."timestamptz") RETURNING json_build_object('id', "orders"."id", 'user_id', "orders"."user_id", 'status', "orders"."status", 'total', "orders"."total", 'created_at', "orders"."created_at", 'updated_at', "orders"."updated_at")::text, json_build_array("orders"."id")::text
+              -- [Integer(3), Text("paid"), Decimal("12.50"), Text("2024-01-01T00:00:00Z"), Text("2024-01-01T00:00:00Z")]"#]].assert_eq(&render(
+            WriteMethod::Post,
+            None,
+            insert,
+            Dialect::Postgres,
+        ));
+        expect_test::expect![[r#"
+            UPDATE "orders" SET "status" = $1::"pg_catalog"."text" WHERE "orders"."id" = $2::"pg_catalog"."int4" RETURNING json_build_object('id', "orders"."id", 'user_id', "orders"."user_id", 'status', "orders"."status", 'total', "orders"."total", 'created_at', "orders"."created_at", 'updated_at', "orders"."updated_at")::text, json_build_array("orders"."id")::text
+              -- [Text("shipped"), Integer(9)]"#]].assert_eq(&render(
+            WriteMethod::Patch,
+            Some("9"),
+            r#"{"status":"shipped"}"#,
+            Dialect::Postgres,
+        ));
+        expect_test::expect![[r#"
+            DELETE FROM "orders" WHERE "orders"."id" = ?1 RETURNING json_array("orders"."id"), json_array("orders"."id")
+              -- [Integer(9)]"#]].assert_eq(&render(
+            WriteMethod::Delete,
+            Some("9"),
+            "",
+            Dialect::Sqlite,
+        ));
+    }
+}

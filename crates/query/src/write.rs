@@ -1,0 +1,578 @@
+//! From a write request (method, path, JSON body) and the schema to a
+//! [`WritePlan`]. Every field is checked against the introspected columns
+//! before any SQL runs: unknown names, JSON types, ranges, lengths, missing
+//! required columns, read-only columns. Problems are reported together,
+//! each with the JSON pointer of the field at fault.
+
+use crate::error::{ErrorKind, QueryError, QueryErrors, did_you_mean};
+use crate::schema::{Column, ColumnKind, Resource, Schema};
+use crate::value::{SqlValue, parse_value};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMethod {
+    /// Create one row (an object) or several (an array), in one transaction.
+    Post,
+    /// Change the fields given.
+    Patch,
+    /// Replace every writable field; one left out becomes NULL.
+    Put,
+    Delete,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct WriteRequest<'a> {
+    pub method: WriteMethod,
+    pub resource: &'a str,
+    pub id: Option<&'a str>,
+    /// The body, already read; `None` for DELETE.
+    pub body: Option<&'a [u8]>,
+    /// The most rows one POST may create.
+    pub max_rows: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WritePlan {
+    pub resource: String,
+    /// The single-column primary key, which every written row is reported by.
+    pub key: Column,
+    pub action: WriteAction,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteAction {
+    /// One row per element, each the columns given; `many` when the body was
+    /// an array (the answer is then an array too).
+    Insert {
+        rows: Vec<Vec<Assignment>>,
+        many: bool,
+    },
+    /// PATCH or PUT of the row with this key.
+    Update {
+        key: SqlValue,
+        set: Vec<Assignment>,
+    },
+    Delete {
+        key: SqlValue,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub column: Column,
+    pub value: SqlValue,
+}
+
+impl WritePlan {
+    /// The key of the row a PATCH, PUT or DELETE addresses.
+    pub fn target_key(&self) -> Option<&SqlValue> {
+        match &self.action {
+            WriteAction::Update { key, .. } | WriteAction::Delete { key } => Some(key),
+            WriteAction::Insert { .. } => None,
+        }
+    }
+}
+
+pub fn plan_write(schema: &Schema, request: &WriteRequest<'_>) -> Result<WritePlan, QueryErrors> {
+    let resource = schema.resource(request.resource).ok_or_else(|| {
+        QueryError::new(
+            ErrorKind::NotFound,
+            "resource",
+            format!(
+                "there is no resource '{}'{}",
+                request.resource,
+                did_you_mean(request.resource, schema.resource_names())
+            ),
+        )
+    })?;
+    let key = resource.row_key().ok_or_else(|| {
+        QueryError::new(
+            ErrorKind::NotFound,
+            "resource",
+            format!(
+                "{} has no single-column primary key, so it is read-only",
+                resource.name
+            ),
+        )
+    })?;
+    let id = match request.id {
+        Some(id) => Some(
+            parse_value(key, id)
+                .map_err(|detail| QueryError::new(ErrorKind::InvalidValue, "id", detail))?,
+        ),
+        None => None,
+    };
+    let body = match request.body {
+        Some(bytes) if request.method != WriteMethod::Delete => Some(parse_body(bytes)?),
+        _ => None,
+    };
+    let action = match (request.method, id, body) {
+        (WriteMethod::Delete, Some(key), _) => WriteAction::Delete { key },
+        (WriteMethod::Post, None, Some(Value::Array(items))) => {
+            if items.is_empty() {
+                return Err(body_error("", "the array is empty; send at least one object").into());
+            }
+            if items.len() > request.max_rows {
+                return Err(body_error(
+                    "",
+                    format!(
+                        "{} rows in one request; send at most {}",
+                        items.len(),
+                        request.max_rows
+                    ),
+                )
+                .into());
+            }
+            let mut errors = QueryErrors::default();
+            let mut rows = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                match fields(resource, item, &format!("/{i}"), Mode::Insert) {
+                    Ok(row) => rows.push(row),
+                    Err(e) => errors.0.extend(e.0),
+                }
+            }
+            errors.into_result(WriteAction::Insert { rows, many: true })?
+        }
+        (WriteMethod::Post, None, Some(item)) => WriteAction::Insert {
+            rows: vec![fields(resource, &item, "", Mode::Insert)?],
+            many: false,
+        },
+        (WriteMethod::Patch, Some(key_value), Some(item)) => {
+            let set = fields(resource, &item, "", Mode::Patch)?;
+            check_key_unchanged(key, &key_value, &set)?;
+            WriteAction::Update {
+                key: key_value,
+                set,
+            }
+        }
+        (WriteMethod::Put, Some(key_value), Some(item)) => {
+            let set = fields(resource, &item, "", Mode::Put)?;
+            check_key_unchanged(key, &key_value, &set)?;
+            WriteAction::Update {
+                key: key_value,
+                set,
+            }
+        }
+        (_, _, None) => {
+            return Err(body_error("", "the request has no body; send a JSON object").into());
+        }
+        (method, _, _) => unreachable!("the router pairs {method:?} with its path"),
+    };
+    Ok(WritePlan {
+        resource: resource.name.clone(),
+        key: key.clone(),
+        action,
+    })
+}
+
+fn parse_body(bytes: &[u8]) -> Result<Value, QueryError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(body_error("", "the body is empty; send a JSON object"));
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        QueryError::new(
+            ErrorKind::MalformedBody,
+            "",
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    match value {
+        Value::Object(_) | Value::Array(_) => Ok(value),
+        other => Err(body_error(
+            "",
+            format!("the body is {}, not a JSON object", json_type(&other)),
+        )),
+    }
+}
+
+fn body_error(pointer: &str, detail: impl Into<String>) -> QueryError {
+    QueryError::new(ErrorKind::MalformedBody, pointer, detail)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Insert,
+    Patch,
+    Put,
+}
+
+/// Checks one object against the resource's columns.
+fn fields(
+    resource: &Resource,
+    item: &Value,
+    pointer: &str,
+    mode: Mode,
+) -> Result<Vec<Assignment>, QueryErrors> {
+    let Value::Object(object) = item else {
+        return Err(body_error(
+            pointer,
+            format!("expected a JSON object, got {}", json_type(item)),
+        )
+        .into());
+    };
+    let mut errors = QueryErrors::default();
+    // Unknown names first (sorted), then the columns in table order: the
+    // same problems and statement text whatever order the JSON had.
+    let mut unknown: Vec<&String> = object
+        .keys()
+        .filter(|name| resource.column(name).is_none())
+        .collect();
+    unknown.sort();
+    for name in unknown {
+        errors.push(QueryError::new(
+            ErrorKind::InvalidField,
+            format!("{pointer}/{}", escape_pointer(name)),
+            format!(
+                "{} has no field '{name}'{}",
+                resource.name,
+                did_you_mean(name, resource.columns.iter().map(|c| c.name.as_str()))
+            ),
+        ));
+    }
+    let mut assignments = Vec::with_capacity(object.len());
+    for column in &resource.columns {
+        let at = format!("{pointer}/{}", escape_pointer(&column.name));
+        let Some(value) = object.get(&column.name) else {
+            let is_key = resource.primary_key.contains(&column.name);
+            let missing = match mode {
+                Mode::Patch => false,
+                Mode::Insert => column.required(),
+                // a full replace: what is left out becomes NULL
+                Mode::Put => !column.nullable && !is_key && !column.read_only,
+            };
+            if missing {
+                errors.push(QueryError::new(
+                    ErrorKind::InvalidField,
+                    at,
+                    format!("{} is required ({})", column.name, column.kind.describe()),
+                ));
+            } else if mode == Mode::Put && !is_key && !column.read_only {
+                assignments.push(Assignment {
+                    column: column.clone(),
+                    value: SqlValue::Null,
+                });
+            }
+            continue;
+        };
+        if column.read_only {
+            errors.push(QueryError::new(
+                ErrorKind::InvalidField,
+                at,
+                format!(
+                    "{} is generated by the database and cannot be written",
+                    column.name
+                ),
+            ));
+            continue;
+        }
+        match field_value(column, value) {
+            Ok(value) => assignments.push(Assignment {
+                column: column.clone(),
+                value,
+            }),
+            Err(detail) => errors.push(QueryError::new(ErrorKind::InvalidField, at, detail)),
+        }
+    }
+    if mode == Mode::Patch && object.is_empty() {
+        errors.push(body_error(
+            pointer,
+            "the object is empty; send the fields to change",
+        ));
+    }
+    errors.into_result(assignments)
+}
+
+/// A JSON value checked against a column and turned into a bound value.
+fn field_value(column: &Column, value: &Value) -> Result<SqlValue, String> {
+    let wrong = || {
+        format!(
+            "{} takes {}, not {}",
+            column.name,
+            column.kind.describe(),
+            json_type(value)
+        )
+    };
+    if value.is_null() {
+        return if column.nullable {
+            Ok(SqlValue::Null)
+        } else {
+            Err(format!("{} cannot be null", column.name))
+        };
+    }
+    let checked = match (column.kind, value) {
+        (ColumnKind::Integer, Value::Number(n)) => {
+            let i = n.as_i64().ok_or_else(|| {
+                format!(
+                    "{} takes a whole number that fits 64 bits, not {n}",
+                    column.name
+                )
+            })?;
+            let (min, max) = integer_range(&column.db_type);
+            if i < min || i > max {
+                return Err(format!(
+                    "{} must be between {min} and {max}, not {i}",
+                    column.name
+                ));
+            }
+            SqlValue::Integer(i)
+        }
+        (ColumnKind::Real, Value::Number(n)) => SqlValue::Real(n.as_f64().ok_or_else(wrong)?),
+        (ColumnKind::Numeric, Value::Number(n)) => {
+            let text = n.to_string();
+            check_precision(column, &text)?;
+            SqlValue::Decimal(text)
+        }
+        (ColumnKind::Numeric, Value::String(text)) => {
+            let value = parse_value(column, text)?;
+            check_precision(column, text)?;
+            value
+        }
+        (ColumnKind::Boolean, Value::Bool(b)) => SqlValue::Bool(*b),
+        (ColumnKind::Text, Value::String(text)) => {
+            if let Some(max) = column.max_chars
+                && text.chars().count() > max as usize
+            {
+                return Err(format!(
+                    "{} holds at most {max} characters, not {}",
+                    column.name,
+                    text.chars().count()
+                ));
+            }
+            if text.contains('\0') {
+                return Err(format!("{} cannot hold a NUL character", column.name));
+            }
+            SqlValue::Text(text.clone())
+        }
+        (ColumnKind::Timestamp | ColumnKind::Date | ColumnKind::Uuid, Value::String(text)) => {
+            parse_value(column, text)?
+        }
+        (ColumnKind::Json, value) => SqlValue::Text(value.to_string()),
+        (ColumnKind::Other, Value::String(text)) => SqlValue::Text(text.clone()),
+        (ColumnKind::Other, Value::Number(n)) => SqlValue::Text(n.to_string()),
+        (ColumnKind::Other, Value::Bool(b)) => SqlValue::Text(b.to_string()),
+        (ColumnKind::Blob, _) => {
+            return Err(format!(
+                "{} is binary and cannot be written through the API",
+                column.name
+            ));
+        }
+        _ => return Err(wrong()),
+    };
+    Ok(checked)
+}
+
+/// The range of an integer column by its PostgreSQL type (SQLite's are 64-bit).
+fn integer_range(db_type: &str) -> (i64, i64) {
+    match db_type.rsplit('.').next() {
+        Some("int2") => (i16::MIN.into(), i16::MAX.into()),
+        Some("int4") => (i32::MIN.into(), i32::MAX.into()),
+        _ => (i64::MIN, i64::MAX),
+    }
+}
+
+/// `numeric(p, s)` holds at most p - s digits before the point.
+fn check_precision(column: &Column, text: &str) -> Result<(), String> {
+    let Some((precision, scale)) = column.precision else {
+        return Ok(());
+    };
+    let Ok(value) = text.parse::<f64>() else {
+        return Ok(());
+    };
+    let limit = 10f64.powi((precision - scale) as i32);
+    if value.abs() >= limit {
+        return Err(format!(
+            "{} holds numbers below {limit} in magnitude (numeric({precision}, {scale})), not {text}",
+            column.name
+        ));
+    }
+    Ok(())
+}
+
+fn check_key_unchanged(
+    key: &Column,
+    url_key: &SqlValue,
+    set: &[Assignment],
+) -> Result<(), QueryErrors> {
+    let changed = set
+        .iter()
+        .find(|a| a.column.name == key.name && a.value.as_text() != url_key.as_text());
+    match changed {
+        Some(a) => Err(QueryError::new(
+            ErrorKind::InvalidField,
+            format!("/{}", escape_pointer(&key.name)),
+            format!(
+                "{} is the row's key ({}) and cannot change to {}",
+                key.name,
+                url_key.as_text().unwrap_or_default(),
+                a.value.as_text().unwrap_or_else(|| "null".into())
+            ),
+        )
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// RFC 6901: `~` is `~0` and `/` is `~1` in a pointer segment.
+fn escape_pointer(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::fixtures::shop;
+
+    fn plan(
+        method: WriteMethod,
+        resource: &str,
+        id: Option<&str>,
+        body: &str,
+    ) -> Result<WritePlan, QueryErrors> {
+        plan_write(
+            &shop(),
+            &WriteRequest {
+                method,
+                resource,
+                id,
+                body: Some(body.as_bytes()),
+                max_rows: 3,
+            },
+        )
+    }
+
+    fn problems(method: WriteMethod, resource: &str, id: Option<&str>, body: &str) -> Vec<String> {
+        plan(method, resource, id, body)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| format!("{:?} {}: {}", e.kind, e.parameter, e.detail))
+            .collect()
+    }
+
+    #[test]
+    fn inserts_check_every_field() {
+        let ok = plan(
+            WriteMethod::Post,
+            "products",
+            None,
+            r#"{"name":"Lamp","category":"home","price":"12.50","stock":3,"description":"d","created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        let WriteAction::Insert { rows, many: false } = ok.action else {
+            panic!()
+        };
+        assert_eq!(rows[0].len(), 7);
+        expect_test::expect![[r#"
+            [
+                "InvalidField /nme: products has no field 'nme'; did you mean 'name'?",
+                "InvalidField /name: name is required (text)",
+                "InvalidField /category: category is required (text)",
+                "InvalidField /price: price holds numbers below 100000000 in magnitude (numeric(10, 2)), not 123456789",
+                "InvalidField /stock: stock takes integer, not a string",
+                "InvalidField /description: description is required (text)",
+                "InvalidField /created_at: 'soon' is not a valid value for created_at (expected timestamp (RFC 3339, e.g. 2024-05-01T12:00:00Z))",
+                "InvalidField /updated_at: updated_at is required (timestamp (RFC 3339, e.g. 2024-05-01T12:00:00Z))",
+            ]
+        "#]]
+        .assert_debug_eq(&problems(
+            WriteMethod::Post,
+            "products",
+            None,
+            r#"{"nme":"Lamp","price":123456789,"stock":"3","created_at":"soon"}"#,
+        ));
+    }
+
+    #[test]
+    fn bodies_that_are_not_objects() {
+        for (body, phrase) in [
+            ("", "the body is empty"),
+            ("{", "not valid JSON"),
+            ("42", "a number, not a JSON object"),
+            ("[]", "the array is empty"),
+            ("[1]", "expected a JSON object, got a number"),
+            (r#"[{},{},{},{}]"#, "4 rows in one request; send at most 3"),
+        ] {
+            let got = problems(WriteMethod::Post, "users", None, body).join("\n");
+            assert!(got.contains(phrase), "{body}: {got}");
+        }
+        let got = problems(WriteMethod::Patch, "users", Some("1"), "{}").join("\n");
+        assert!(got.contains("the object is empty"), "{got}");
+    }
+
+    #[test]
+    fn patch_and_put() {
+        let patch = plan(
+            WriteMethod::Patch,
+            "users",
+            Some("5"),
+            r#"{"name":"Ada","profile_picture":null}"#,
+        )
+        .unwrap();
+        let WriteAction::Update { key, set } = patch.action else {
+            panic!()
+        };
+        assert_eq!(key, SqlValue::Integer(5));
+        assert_eq!(set.len(), 2);
+        assert_eq!(set[1].value, SqlValue::Null);
+        let put = plan(
+            WriteMethod::Put,
+            "users",
+            Some("5"),
+            r#"{"name":"Ada","email":"a@b","country":"GB","created_at":"2024-01-01","updated_at":"2024-01-01"}"#,
+        )
+        .unwrap();
+        let WriteAction::Update { set, .. } = put.action else {
+            panic!()
+        };
+        let names: Vec<&str> = set.iter().map(|a| a.column.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "name",
+                "email",
+                "profile_picture",
+                "country",
+                "created_at",
+                "updated_at"
+            ]
+        );
+        expect_test::expect![[r#"
+            [
+                "InvalidField /id: id is the row's key (5) and cannot change to 6",
+            ]
+        "#]]
+        .assert_debug_eq(&problems(
+            WriteMethod::Patch,
+            "users",
+            Some("5"),
+            r#"{"id":6}"#,
+        ));
+        expect_test::expect![[r#"
+            [
+                "InvalidField /name: name cannot be null",
+                "InvalidField /email: email is required (text)",
+                "InvalidField /country: country is required (text)",
+                "InvalidField /created_at: created_at is required (timestamp (RFC 3339, e.g. 2024-05-01T12:00:00Z))",
+                "InvalidField /updated_at: updated_at is required (timestamp (RFC 3339, e.g. 2024-05-01T12:00:00Z))",
+            ]
+        "#]]
+        .assert_debug_eq(&problems(WriteMethod::Put, "users", Some("5"), r#"{"name":null}"#));
+        expect_test::expect![[r#"
+            [
+                "InvalidField /quantity: quantity must be between -2147483648 and 2147483647, not 9999999999",
+            ]
+        "#]]
+        .assert_debug_eq(&problems(WriteMethod::Patch, "order_items", Some("1"), r#"{"quantity":9999999999}"#));
+    }
+}

@@ -1,0 +1,456 @@
+//! The path of a write: check the body against the schema, check the
+//! preconditions, run the statements in one transaction, stamp the versions
+//! of what changed (so every cached answer that could hold a changed row
+//! stops being served, here and on every instance) and answer with the row
+//! as stored.
+
+use crate::app::AppState;
+use crate::cluster::Claim;
+use crate::conditional::{self, Etag};
+use crate::db::{ConstraintKind, WriteError};
+use crate::error::{ApiError, FieldError, Problem};
+use crate::read::{self, ReadPath};
+use crate::versions::Change;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use brisk_query::plan::Dependencies;
+use brisk_query::schema::Cardinality;
+use brisk_query::sql::render_write;
+use brisk_query::write::{WriteAction, WriteMethod, WritePlan, WriteRequest, plan_write};
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// What a write request brings.
+pub struct WriteCall<'a> {
+    pub method: WriteMethod,
+    pub resource: &'a str,
+    pub id: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub body: Bytes,
+}
+
+pub async fn run(state: &Arc<AppState>, call: WriteCall<'_>) -> Response<Body> {
+    match execute(state, call).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<Body>, ApiError> {
+    if !state.writes_enabled {
+        return Err(ApiError::new(
+            Problem::WritesDisabled,
+            "this server is read-only; set writes = true in brisk.toml (or BRISK_WRITES=true) to allow writes",
+        ));
+    }
+    if call.method != WriteMethod::Delete {
+        check_media_type(call.headers)?;
+    }
+    let plan = plan_write(
+        &state.schema,
+        &WriteRequest {
+            method: call.method,
+            resource: call.resource,
+            id: call.id,
+            body: Some(&call.body),
+            max_rows: state.max_write_rows,
+        },
+    )?;
+    let resource = state
+        .schema
+        .resource(&plan.resource)
+        .expect("planned against this schema");
+    let target = plan.target_key().and_then(|k| k.as_text());
+    // One write at a time per row, so a precondition still holds when the
+    // write lands.
+    let _row_lock = match &target {
+        Some(key) => Some(state.row_lock(&plan.resource, key).lock().await),
+        None => None,
+    };
+    let (if_match_any, expected) = match &target {
+        Some(key) => check_preconditions(state, &plan, key, call.headers).await?,
+        None => (false, None),
+    };
+    // Rows whose key is known claim their version before the write, so that
+    // an If-Match holds across instances too.
+    let mut claimed = None;
+    if let (Some(key), Some(cluster)) = (&target, &state.cluster) {
+        match cluster
+            .claim(&plan.resource, std::slice::from_ref(key), expected)
+            .await
+        {
+            Claim::Version(version) => claimed = Some(version),
+            Claim::Stale => return Err(stale_row(&plan, key)),
+            Claim::Unavailable => {}
+        }
+    }
+    let sql = render_write(&plan, resource, state.db.dialect());
+    let written = state.db.write(&sql, &state.instance_id).await;
+    let rows = match written {
+        Ok(rows) => rows,
+        Err(error) => {
+            if let (Some(version), Some(key)) = (claimed, &target) {
+                // the claim moved the row's version; say so, or instances disagree
+                state
+                    .announce(&[Change {
+                        table: plan.resource.clone(),
+                        version,
+                        rows: Some(vec![key.clone()]),
+                    }])
+                    .await;
+            }
+            return Err(write_error(error, state, &plan));
+        }
+    };
+    if target.is_some() && rows.is_empty() {
+        return Err(if if_match_any {
+            ApiError::new(
+                Problem::PreconditionFailed,
+                "If-Match: * requires the row to exist, and it does not",
+            )
+        } else {
+            row_not_found(&plan)
+        });
+    }
+
+    let keys: Vec<String> = rows.iter().map(|row| key_text(&row.keys)).collect();
+    let version = match (claimed, &state.cluster) {
+        (Some(version), _) => version,
+        (None, Some(cluster)) => match cluster.claim(&plan.resource, &keys, None).await {
+            Claim::Version(version) => version,
+            _ => state.versions.next_version(),
+        },
+        (None, None) => state.versions.next_version(),
+    };
+    let mut changes = vec![Change {
+        table: plan.resource.clone(),
+        version,
+        rows: Some(keys.clone()),
+    }];
+    if matches!(plan.action, WriteAction::Delete { .. }) {
+        // A delete may cascade into the rows that referenced the deleted one.
+        for relation in resource
+            .relations
+            .iter()
+            .filter(|r| r.cardinality == Cardinality::ToMany)
+        {
+            changes.push(Change {
+                table: relation.target.clone(),
+                version,
+                rows: None,
+            });
+        }
+    }
+    state.announce(&changes).await;
+
+    let mut response = match &plan.action {
+        WriteAction::Delete { .. } => {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            return Ok(response);
+        }
+        WriteAction::Insert { many: true, .. } => {
+            let mut body =
+                Vec::with_capacity(rows.iter().map(|r| r.json.len() + 1).sum::<usize>() + 16);
+            body.extend_from_slice(b"{\"data\":[");
+            for (i, row) in rows.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(row.json.as_bytes());
+            }
+            body.extend_from_slice(b"]}");
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = StatusCode::CREATED;
+            response
+        }
+        WriteAction::Insert { .. } | WriteAction::Update { .. } => {
+            let key = &keys[0];
+            let mut response = Response::new(Body::from(brisk_query::envelope::single(Some(
+                &rows[0].json,
+            ))));
+            let etag = row_etag(state, &plan.resource, key);
+            response
+                .headers_mut()
+                .insert(header::ETAG, etag.identity_header());
+            if matches!(plan.action, WriteAction::Insert { .. }) {
+                *response.status_mut() = StatusCode::CREATED;
+                let location = read::route(ReadPath {
+                    resource: &plan.resource,
+                    id: Some(key),
+                    relation: None,
+                });
+                if let Ok(location) = HeaderValue::try_from(location) {
+                    response.headers_mut().insert(header::LOCATION, location);
+                }
+            }
+            response
+        }
+    };
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+/// The strong ETag of `GET /v1/{table}/{key}`: what `If-Match` compares.
+pub fn row_etag(state: &AppState, table: &str, key: &str) -> Etag {
+    let route = read::route(ReadPath {
+        resource: table,
+        id: Some(key),
+        relation: None,
+    });
+    let deps = Dependencies {
+        tables: Vec::new(),
+        rows: vec![(table, key.to_string())],
+    };
+    state.etag(&format!("{route}?"), &state.versions.snapshot(&deps))
+}
+
+/// RFC 9110 §13.1.1 and §13.1.2 for a write to one row. Returns whether
+/// `If-Match: *` was given (the row must then exist), and the row version
+/// an If-Match tag matched (the write must find it unchanged).
+async fn check_preconditions(
+    state: &AppState,
+    plan: &WritePlan,
+    key: &str,
+    headers: &HeaderMap,
+) -> Result<(bool, Option<u64>), ApiError> {
+    let values = |name| -> Vec<&str> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    };
+    let if_match = values(header::IF_MATCH);
+    let if_none_match = values(header::IF_NONE_MATCH);
+    if if_match.is_empty() && state.require_if_match {
+        return Err(ApiError::new(
+            Problem::Status(StatusCode::PRECONDITION_REQUIRED),
+            "this server requires If-Match on PATCH, PUT and DELETE: send the ETag of the row you read",
+        ));
+    }
+    let version = state.versions.current_row(&plan.resource, key);
+    let current = row_etag(state, &plan.resource, key);
+    if !if_match.is_empty() {
+        if if_match.iter().any(|v| v.trim() == "*") {
+            return Ok((true, None));
+        }
+        if !if_match
+            .iter()
+            .any(|list| conditional::strong_match(list, &current))
+        {
+            return Err(stale_row(plan, key));
+        }
+        return Ok((false, version));
+    }
+    if !if_none_match.is_empty() {
+        // If-None-Match on a write: proceed only if the client's copy is not current.
+        let star = if_none_match.iter().any(|v| v.trim() == "*");
+        if star
+            || if_none_match
+                .iter()
+                .any(|list| conditional::strong_match(list, &current))
+        {
+            return Err(ApiError::new(
+                Problem::PreconditionFailed,
+                format!(
+                    "If-None-Match holds the current ETag of {} {key}",
+                    plan.resource
+                ),
+            ));
+        }
+    }
+    Ok((false, None))
+}
+
+fn stale_row(plan: &WritePlan, key: &str) -> ApiError {
+    ApiError::new(
+        Problem::PreconditionFailed,
+        format!(
+            "{} {key} has changed since that ETag was given; read it again (GET /v1/{}/{key}) and retry with the new ETag",
+            plan.resource, plan.resource
+        ),
+    )
+}
+
+/// A write's body must be JSON, and not content-coded.
+fn check_media_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    if let Some(coding) = headers.get(header::CONTENT_ENCODING)
+        && !coding
+            .to_str()
+            .is_ok_and(|c| c.trim().eq_ignore_ascii_case("identity"))
+    {
+        return Err(ApiError::new(
+            Problem::UnsupportedMediaType,
+            "request bodies must not be compressed; send them without Content-Encoding",
+        )
+        .with_header(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        ));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            Problem::UnsupportedMediaType,
+            format!(
+                "the body must be application/json, not {}",
+                if content_type.is_empty() {
+                    "unlabelled"
+                } else {
+                    content_type
+                }
+            ),
+        ))
+    }
+}
+
+fn row_not_found(plan: &WritePlan) -> ApiError {
+    ApiError::new(
+        Problem::RowNotFound,
+        format!(
+            "{} has no row with {} {}",
+            plan.resource,
+            plan.key.name,
+            plan.target_key()
+                .and_then(|k| k.as_text())
+                .unwrap_or_default()
+        ),
+    )
+}
+
+/// The key of a written row, from the JSON array the database rendered,
+/// spelled as a URL segment reads it.
+fn key_text(keys: &str) -> String {
+    match serde_json::from_str::<Vec<serde_json::Value>>(keys)
+        .ok()
+        .and_then(|k| k.into_iter().next())
+    {
+        Some(serde_json::Value::String(text)) => text,
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+/// A constraint the database enforced, named for the client.
+fn write_error(error: WriteError, state: &AppState, plan: &WritePlan) -> ApiError {
+    let constraint = match error {
+        WriteError::Db(error) => return error.into(),
+        WriteError::Constraint(constraint) => constraint,
+    };
+    let table = &plan.resource;
+    let resource = state
+        .schema
+        .resource(table)
+        .expect("planned against this schema");
+    let mut constraint = constraint;
+    if constraint.kind == ConstraintKind::ForeignKey
+        && matches!(plan.action, WriteAction::Delete { .. })
+    {
+        // SQLite reports a delete of a referenced row as a plain foreign key failure
+        constraint.kind = ConstraintKind::StillReferenced;
+    }
+    if constraint.kind == ConstraintKind::StillReferenced && constraint.constraint.is_none() {
+        let referencing: Vec<&str> = resource
+            .relations
+            .iter()
+            .filter(|r| r.cardinality == Cardinality::ToMany)
+            .map(|r| r.target.as_str())
+            .collect();
+        constraint.constraint = Some(referencing.join(" or "));
+    }
+    // SQLite does not say which foreign key failed: name those written.
+    let columns = if constraint.columns.is_empty() && constraint.kind == ConstraintKind::ForeignKey
+    {
+        let resource = state
+            .schema
+            .resource(table)
+            .expect("planned against this schema");
+        written_columns(plan)
+            .into_iter()
+            .filter(|c| {
+                resource
+                    .relations
+                    .iter()
+                    .any(|r| r.cardinality == Cardinality::ToOne && r.local_column == *c)
+            })
+            .collect()
+    } else {
+        constraint.columns.clone()
+    };
+    let list = columns.join(", ");
+    let (problem, detail) = match constraint.kind {
+        ConstraintKind::Unique => (
+            Problem::Conflict,
+            format!("{table} already has a row with this {list}; it must be unique"),
+        ),
+        ConstraintKind::ForeignKey => (
+            Problem::Conflict,
+            format!("{list} references a row that does not exist"),
+        ),
+        ConstraintKind::StillReferenced => (
+            Problem::Conflict,
+            format!(
+                "the row is still referenced by {}; change or delete those rows first",
+                constraint.constraint.as_deref().unwrap_or("other rows")
+            ),
+        ),
+        ConstraintKind::NotNull => (
+            Problem::ConstraintViolation,
+            format!("{list} cannot be null"),
+        ),
+        ConstraintKind::Check => (
+            Problem::ConstraintViolation,
+            format!(
+                "the row breaks the check constraint {}",
+                constraint.constraint.as_deref().unwrap_or("of the table")
+            ),
+        ),
+        ConstraintKind::BadValue => (
+            Problem::ConstraintViolation,
+            if list.is_empty() {
+                "a value does not fit its column".to_string()
+            } else {
+                format!("{list} holds a value that does not fit the column")
+            },
+        ),
+    };
+    let mut error = ApiError::new(problem, detail.clone());
+    error.errors = columns
+        .iter()
+        .map(|c| FieldError::pointer(format!("/{c}"), detail.clone()))
+        .collect();
+    error
+}
+
+fn written_columns(plan: &WritePlan) -> Vec<String> {
+    let mut columns: Vec<String> = match &plan.action {
+        WriteAction::Insert { rows, .. } => rows
+            .iter()
+            .flatten()
+            .map(|a| a.column.name.clone())
+            .collect(),
+        WriteAction::Update { set, .. } => set.iter().map(|a| a.column.name.clone()).collect(),
+        WriteAction::Delete { .. } => Vec::new(),
+    };
+    columns.sort();
+    columns.dedup();
+    columns
+}
