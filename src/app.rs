@@ -124,6 +124,18 @@ impl AppState {
         self.publish(changes).await;
     }
 
+    /// A version for a change: from the cluster's clock when Redis is there,
+    /// else from this instance's.
+    pub async fn next_version(&self) -> u64 {
+        if let Some(cluster) = &self.cluster
+            && let Some(version) = cluster.next_version().await
+        {
+            self.versions.observe_clock(version);
+            return version;
+        }
+        self.versions.next_version()
+    }
+
     /// Tells the other instances of changes already applied here.
     pub async fn publish(&self, changes: &[Change]) {
         if let Some(cluster) = &self.cluster {

@@ -48,7 +48,7 @@ async fn poll_sqlite(state: Arc<AppState>) {
                 .stats
                 .external_changes
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let changes = state.versions.change_everything();
+            let changes = state.versions.change_everything(state.next_version().await);
             state.publish(&changes).await;
         }
         seen = Some(version);
@@ -92,7 +92,7 @@ async fn listen_postgres(state: Arc<AppState>) {
         }
         if !first {
             // notifications may have been lost while the connection was down
-            let changes = state.versions.change_everything();
+            let changes = state.versions.change_everything(state.next_version().await);
             state.publish(&changes).await;
         }
         first = false;
@@ -108,7 +108,7 @@ async fn listen_postgres(state: Arc<AppState>) {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let change = Change {
                 table: table.to_string(),
-                version: state.versions.next_version(),
+                version: state.next_version().await,
                 rows: None,
             };
             state.versions.apply(&change);

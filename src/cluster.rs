@@ -65,6 +65,23 @@ redis.call('PUBLISH', prefix .. ':changes', table.concat(message, '\n'))
 return 1
 ";
 
+/// Raises the shared clock and table versions to at least this instance's
+/// (Redis may have restarted empty): versions made from then on are new to
+/// every instance. ARGV: the prefix, the local clock, then pairs of table and
+/// version.
+const RAISE: &str = r"
+local prefix = ARGV[1]
+if tonumber(redis.call('GET', prefix .. ':clock') or '0') < tonumber(ARGV[2]) then
+  redis.call('SET', prefix .. ':clock', ARGV[2])
+end
+for i = 3, #ARGV, 2 do
+  if tonumber(ARGV[i + 1]) > tonumber(redis.call('HGET', prefix .. ':versions', ARGV[i]) or '1') then
+    redis.call('HSET', prefix .. ':versions', ARGV[i], ARGV[i + 1])
+  end
+end
+return 1
+";
+
 /// The connection to Redis and what is known of its health.
 pub struct Cluster {
     prefix: String,
@@ -176,11 +193,15 @@ impl Cluster {
                 .into_iter()
                 .collect();
             if !away.is_empty() {
+                let version = self
+                    .next_version()
+                    .await
+                    .unwrap_or_else(|| versions.next_version());
                 let changes: Vec<Change> = away
                     .into_iter()
                     .map(|table| Change {
                         table,
-                        version: versions.next_version(),
+                        version,
                         rows: None,
                     })
                     .collect();
@@ -220,6 +241,13 @@ impl Cluster {
         versions: &Versions,
         seed: &crate::app::EtagSeed,
     ) -> redis::RedisResult<()> {
+        let raise_script = Script::new(RAISE);
+        let mut raise = raise_script.prepare_invoke();
+        raise.arg(&self.prefix).arg(versions.clock());
+        for (table, version) in versions.table_versions() {
+            raise.arg(table).arg(version);
+        }
+        raise.invoke_async::<i64>(&mut redis).await?;
         let candidate = seed.local_hex();
         let _: bool = redis.set_nx(self.key("seed"), &candidate).await?;
         let shared: String = redis.get(self.key("seed")).await?;
@@ -264,6 +292,19 @@ impl Cluster {
                 self.failed(&error);
                 self.note_away(table);
                 Claim::Unavailable
+            }
+        }
+    }
+
+    /// A new version from the shared clock; `None` while Redis is away.
+    pub async fn next_version(&self) -> Option<u64> {
+        let mut redis = self.connection().await?;
+        match redis.incr::<_, _, u64>(self.key("clock"), 1).await {
+            Ok(version) if version >= 2 => Some(version),
+            Ok(_) => redis.incr::<_, _, u64>(self.key("clock"), 1).await.ok(),
+            Err(error) => {
+                self.failed(&error);
+                None
             }
         }
     }

@@ -173,9 +173,9 @@ impl Versions {
         state.version.fetch_max(change.version, Ordering::AcqRel);
     }
 
-    /// Marks every table and row changed (an outside change of unknown scope).
-    pub fn change_everything(&self) -> Vec<Change> {
-        let version = self.next_version();
+    /// Marks every table and row changed at `version` (an outside change of
+    /// unknown scope).
+    pub fn change_everything(&self, version: u64) -> Vec<Change> {
         let changes: Vec<Change> = self
             .names
             .iter()
@@ -212,6 +212,20 @@ impl Versions {
                 .changed_at
                 .fetch_max(unix_seconds(SystemTime::now()), Ordering::AcqRel);
         }
+    }
+
+    /// The clock: the newest version this instance has seen or made.
+    pub fn clock(&self) -> u64 {
+        self.clock.load(Ordering::Acquire)
+    }
+
+    /// Every table with its version.
+    pub fn table_versions(&self) -> Vec<(&str, u64)> {
+        self.names
+            .iter()
+            .zip(&self.tables)
+            .map(|(name, state)| (name.as_str(), state.version.load(Ordering::Acquire)))
+            .collect()
     }
 
     /// Moves the clock past a version seen elsewhere.

@@ -119,9 +119,9 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
         (Some(version), _) => version,
         (None, Some(cluster)) => match cluster.claim(&plan.resource, &keys, None).await {
             Claim::Version(version) => version,
-            _ => state.versions.next_version(),
+            _ => state.next_version().await,
         },
-        (None, None) => state.versions.next_version(),
+        (None, None) => state.next_version().await,
     };
     let mut changes = vec![Change {
         table: plan.resource.clone(),

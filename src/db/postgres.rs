@@ -13,6 +13,7 @@ use brisk_query::schema::{Column, ColumnKind, ForeignKey, Resource, ResourceKind
 use brisk_query::sql::{CollectionSql, SingleSql, WriteSql};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
@@ -25,7 +26,7 @@ const STATEMENT_CACHE_LIMIT: usize = 512;
 #[derive(Clone)]
 pub struct PostgresDb {
     pool: Pool,
-    config: tokio_postgres::Config,
+    config: Arc<tokio_postgres::Config>,
 }
 
 impl PostgresDb {
@@ -52,7 +53,10 @@ impl PostgresDb {
             .create_timeout(Some(Duration::from_secs(5)))
             .build()
             .context("cannot build the PostgreSQL pool")?;
-        let db = PostgresDb { pool, config };
+        let db = PostgresDb {
+            pool,
+            config: Arc::new(config),
+        };
         db.ping()
             .await
             .with_context(|| format!("cannot connect to {}", settings.database))?;

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod cluster;
 mod cursors;
 mod errors;
 mod openapi;
@@ -12,3 +13,4 @@ mod questions;
 mod reads;
 mod schema;
 mod speed;
+mod writes;

@@ -377,6 +377,78 @@ fn sqlite_rows(path: &str, query: &str) -> Vec<Map<String, Value>> {
         .unwrap()
 }
 
+/// A fresh, small demo shop of the test's own (it will be written to): a
+/// SQLite file or a throwaway PostgreSQL database. `None` when PostgreSQL is
+/// not reachable (and not required).
+pub async fn writable_shop(backend: Backend, tag: &str) -> Option<String> {
+    let spec = DemoSpec {
+        scale: 0.01,
+        seed: 11,
+    };
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join("brisk-tests");
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join(format!("shop-{}-{tag}.db", std::process::id()));
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            dataset::load(Target::Sqlite(&path), spec, true)
+                .await
+                .unwrap();
+            Some(path.display().to_string())
+        }
+        Backend::Postgres => {
+            let tag = tag.to_string();
+            let url = tokio::task::spawn_blocking(move || throwaway_postgres(&tag))
+                .await
+                .unwrap()?;
+            dataset::load(Target::Postgres(&url), spec, true)
+                .await
+                .unwrap();
+            Some(url)
+        }
+    }
+}
+
+impl Fixture {
+    /// A server with writes on, over a shop of the test's own.
+    pub async fn writable(
+        backend: Backend,
+        tag: &str,
+        configure: impl FnOnce(&mut Config),
+    ) -> Option<Fixture> {
+        let url = writable_shop(backend, tag).await?;
+        Some(
+            Fixture::serve(backend, &url, |config| {
+                config.writes = true;
+                configure(config);
+            })
+            .await,
+        )
+    }
+
+    /// Sends a JSON body with `method`, plus extra headers.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    }
+}
+
 /// Says, where the test harness cannot hide it, that a test did not run.
 pub fn skipped(test: &str) {
     use std::io::Write;

@@ -1,0 +1,335 @@
+//! Writes over real HTTP on real databases: every route, every validation
+//! error, constraints, If-Match, exact invalidation, writes behind brisk's
+//! back.
+
+use crate::on_both_backends;
+use crate::support::*;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+}
+
+fn cache_status(response: &reqwest::Response) -> String {
+    let timing = header(response, "server-timing").unwrap();
+    timing
+        .split(',')
+        .find_map(|m| m.trim().strip_prefix("cache;desc="))
+        .unwrap()
+        .to_string()
+}
+
+const NEW_USER: &str = r#"{"name":"Grace Hopper","email":"grace@example.com","country":"US","created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}"#;
+
+on_both_backends! {
+    async fn create_read_update_replace_delete(backend: Backend) {
+        let Some(fx) = Fixture::writable(backend, "crud", |_| {}).await else { return };
+        let created = fx.send("POST", "/v1/users", NEW_USER, &[]).await;
+        assert_eq!(created.status(), 201);
+        let location = header(&created, "location").expect("Location on 201");
+        let etag = header(&created, "etag").expect("ETag on 201");
+        let body: Value = created.json().await.unwrap();
+        assert_eq!(body["data"]["name"], "Grace Hopper");
+        assert!(body["data"]["id"].as_i64().unwrap() > 100, "the database chose the id");
+        assert!(body["data"]["profile_picture"].is_null(), "as stored");
+        assert_eq!(location, format!("/v1/users/{}", body["data"]["id"]));
+        // the write's ETag is the one a GET gives
+        let read = fx.get(&location).await;
+        assert_eq!(header(&read, "etag"), Some(etag.clone()));
+        assert_eq!(read.json::<Value>().await.unwrap(), body);
+
+        let patched = fx.send("PATCH", &location, r#"{"name":"Rear Admiral Hopper"}"#, &[("if-match", &etag)]).await;
+        assert_eq!(patched.status(), 200);
+        let new_etag = header(&patched, "etag").unwrap();
+        assert_ne!(new_etag, etag);
+        let patched: Value = patched.json().await.unwrap();
+        assert_eq!(patched["data"]["name"], "Rear Admiral Hopper");
+        assert_eq!(patched["data"]["email"], "grace@example.com", "PATCH keeps what it was not given");
+        assert_eq!(fx.json(&location, 200).await, patched, "read your write");
+
+        let stale = fx.send("PATCH", &location, r#"{"name":"x"}"#, &[("if-match", &etag)]).await;
+        assert_eq!(stale.status(), 412, "an old ETag is refused");
+        let weak = fx.send("PATCH", &location, r#"{"name":"x"}"#, &[("if-match", &format!("W/{new_etag}"))]).await;
+        assert_eq!(weak.status(), 412, "weak tags never pass If-Match");
+
+        let replaced = fx
+            .send(
+                "PUT",
+                &location,
+                r#"{"name":"G. Hopper","email":"g@example.com","country":"US","profile_picture":"https://img.example.com/g.jpg","created_at":"2024-01-01T00:00:00Z","updated_at":"2024-06-01T00:00:00Z"}"#,
+                &[("if-match", &new_etag)],
+            )
+            .await;
+        assert_eq!(replaced.status(), 200);
+        let replaced_etag = header(&replaced, "etag").unwrap();
+        let replaced: Value = replaced.json().await.unwrap();
+        assert_eq!(replaced["data"]["profile_picture"], "https://img.example.com/g.jpg");
+        let put_without = fx
+            .send("PUT", &location, r#"{"name":"G","email":"g@example.com","country":"US","created_at":"2024-01-01T00:00:00Z","updated_at":"2024-06-01T00:00:00Z"}"#, &[])
+            .await;
+        assert_eq!(put_without.status(), 200);
+        assert!(put_without.json::<Value>().await.unwrap()["data"]["profile_picture"].is_null(), "PUT sets what it leaves out to null");
+
+        assert_eq!(fx.send("DELETE", &location, "", &[("if-match", &replaced_etag)]).await.status(), 412);
+        let deleted = fx.send("DELETE", &location, "", &[("if-match", "*")]).await;
+        assert_eq!(deleted.status(), 204);
+        fx.json(&location, 404).await;
+        assert_eq!(fx.send("DELETE", &location, "", &[]).await.status(), 404);
+        assert_eq!(fx.send("PATCH", &location, r#"{"name":"x"}"#, &[("if-match", "*")]).await.status(), 412);
+        assert_eq!(fx.send("PATCH", &location, r#"{"name":"x"}"#, &[]).await.status(), 404);
+    }
+
+    async fn a_post_of_many_rows_is_one_transaction(backend: Backend) {
+        let Some(fx) = Fixture::writable(backend, "many", |_| {}).await else { return };
+        let count = || fx.sql_column("SELECT count(*) AS n FROM users");
+        let before = count().await[0].as_i64().unwrap();
+        let rows: Vec<Value> = (0..3)
+            .map(|i| json!({"name": format!("U{i}"), "email": format!("u{i}@example.com"), "country": "DE", "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z"}))
+            .collect();
+        let created = fx.send("POST", "/v1/users", &Value::Array(rows.clone()).to_string(), &[]).await;
+        assert_eq!(created.status(), 201);
+        let body: Value = created.json().await.unwrap();
+        let names: Vec<&str> = body["data"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["U0", "U1", "U2"], "in the order sent");
+        assert_eq!(count().await[0].as_i64().unwrap(), before + 3);
+        // one duplicate email fails the whole batch
+        let mut again = rows.clone();
+        again[0]["email"] = json!("fresh@example.com");
+        let conflict = fx.send("POST", "/v1/users", &Value::Array(again).to_string(), &[]).await;
+        assert_eq!(conflict.status(), 409);
+        assert_eq!(count().await[0].as_i64().unwrap(), before + 3, "nothing of a failed batch is kept");
+    }
+
+    async fn bad_bodies_are_named_field_by_field(backend: Backend) {
+        let Some(fx) = Fixture::writable(backend, "validation", |c| c.limits.max_body_bytes = 4096).await else { return };
+        let cases: &[(&str, &str, &str, u16, &str)] = &[
+            ("POST", "/v1/users", "", 400, "the body is empty"),
+            ("POST", "/v1/users", "{\"name\":", 400, "not valid JSON"),
+            ("POST", "/v1/users", "\"text\"", 400, "a string, not a JSON object"),
+            ("POST", "/v1/users", "[]", 400, "the array is empty"),
+            ("POST", "/v1/users", "[1,2]", 400, "expected a JSON object, got a number"),
+            ("POST", "/v1/users", "{}", 422, "/name"),
+            ("POST", "/v1/users", r#"{"nmae":"x"}"#, 422, "did you mean 'name'?"),
+            ("POST", "/v1/users", r#"{"name":5,"email":"a","country":"DE","created_at":"2024-01-01","updated_at":"2024-01-01"}"#, 422, "name takes text, not a number"),
+            ("POST", "/v1/users", r#"{"name":null,"email":"a","country":"DE","created_at":"2024-01-01","updated_at":"2024-01-01"}"#, 422, "name cannot be null"),
+            ("POST", "/v1/orders", r#"{"user_id":"1","status":"paid","total":1,"created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}"#, 422, "user_id takes integer, not a string"),
+            ("POST", "/v1/orders", r#"{"user_id":1.5,"status":"paid","total":1,"created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}"#, 422, "whole number"),
+            ("PATCH", "/v1/products/1", r#"{"stock":"many"}"#, 422, "stock takes integer"),
+            ("PATCH", "/v1/products/1", r#"{"price":true}"#, 422, "price takes number"),
+            ("PATCH", "/v1/products/1", r#"{"id":2}"#, 422, "cannot change"),
+            ("PATCH", "/v1/products/1", "{}", 400, "the object is empty"),
+            ("PATCH", "/v1/products/1", r#"{"nope":1,"stock":-1,"name":[]}"#, 422, "/nope"),
+            ("PATCH", "/v1/products/abc", r#"{"stock":1}"#, 400, "expected integer"),
+            ("PATCH", "/v1/nothing/1", r#"{"stock":1}"#, 404, "no resource 'nothing'"),
+            ("PUT", "/v1/products/1", r#"{"name":"x"}"#, 422, "category is required"),
+            ("POST", "/v1/users", &format!("{{\"name\":\"{}\"}}", "x".repeat(5000)), 413, "larger than 4096 bytes"),
+        ];
+        for (method, path, body, status, phrase) in cases {
+            let response = fx.send(method, path, body, &[]).await;
+            let got = response.status().as_u16();
+            let content_type = header(&response, "content-type");
+            let text = response.text().await.unwrap();
+            assert_eq!(got, *status, "{method} {path} {body}: {text}");
+            assert_eq!(content_type.as_deref(), Some("application/problem+json"), "{method} {path}");
+            assert!(text.contains(phrase), "{method} {path} {body}: expected {phrase:?} in {text}");
+        }
+        // several bad fields are all named, each by its JSON pointer
+        let problem = fx.send("PATCH", "/v1/products/1", r#"{"nope":1,"stock":"x","name":[]}"#, &[]).await.json::<Value>().await.unwrap();
+        let pointers: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+        assert_eq!(pointers, ["/nope", "/name", "/stock"]);
+        // media types
+        let form = fx.client.post(fx.url("/v1/users")).header("content-type", "text/plain").body(NEW_USER).send().await.unwrap();
+        assert_eq!(form.status(), 415);
+        let gzipped = fx.client.post(fx.url("/v1/users")).header("content-type", "application/json").header("content-encoding", "gzip").body(NEW_USER).send().await.unwrap();
+        assert_eq!(gzipped.status(), 415);
+        assert_eq!(header(&gzipped, "accept-encoding").as_deref(), Some("identity"));
+        let with_charset = fx.client.post(fx.url("/v1/users")).header("content-type", "application/json; charset=utf-8").body(NEW_USER).send().await.unwrap();
+        assert_eq!(with_charset.status(), 201);
+    }
+
+    async fn constraint_violations_are_4xx_with_the_column(backend: Backend) {
+        let Some(fx) = Fixture::writable(backend, "constraints", |_| {}).await else { return };
+        let email = fx.sql_column("SELECT email FROM users WHERE id = 1").await[0].as_str().unwrap().to_string();
+        let duplicate = NEW_USER.replace("grace@example.com", &email);
+        let response = fx.send("POST", "/v1/users", &duplicate, &[]).await;
+        assert_eq!(response.status(), 409);
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["pointer"], "/email", "{problem}");
+        let orphan = r#"{"user_id":999999,"status":"paid","total":1,"created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}"#;
+        let response = fx.send("POST", "/v1/orders", orphan, &[]).await;
+        assert_eq!(response.status(), 409);
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["pointer"], "/user_id", "{problem}");
+        let response = fx.send("PATCH", "/v1/users/2", &format!("{{\"email\":\"{email}\"}}"), &[]).await;
+        assert_eq!(response.status(), 409);
+        let user = fx.sql_column("SELECT user_id FROM orders LIMIT 1").await[0].as_i64().unwrap();
+        let response = fx.send("DELETE", &format!("/v1/users/{user}"), "", &[]).await;
+        assert_eq!(response.status(), 409);
+        let problem: Value = response.json().await.unwrap();
+        assert!(problem["detail"].as_str().unwrap().contains("orders"), "{problem}");
+        fx.json(&format!("/v1/users/{user}"), 200).await;
+    }
+
+    async fn concurrent_writes_with_one_etag_let_exactly_one_win(backend: Backend) {
+        let Some(fx) = Fixture::writable(backend, "race", |_| {}).await else { return };
+        let fx = Arc::new(fx);
+        for round in 0..10 {
+            let etag = header(&fx.get("/v1/products/3").await, "etag").unwrap();
+            let attempts = (0..4).map(|i| {
+                let fx = fx.clone();
+                let etag = etag.clone();
+                tokio::spawn(async move {
+                    fx.send("PATCH", "/v1/products/3", &format!("{{\"stock\":{}}}", round * 10 + i), &[("if-match", &etag)])
+                        .await
+                        .status()
+                        .as_u16()
+                })
+            });
+            let mut statuses: Vec<u16> = futures_util::future::join_all(attempts).await.into_iter().map(|r| r.unwrap()).collect();
+            statuses.sort();
+            assert_eq!(statuses, [200, 412, 412, 412], "round {round}");
+        }
+    }
+
+    async fn reads_never_see_a_write_undone(backend: Backend) {
+        let Some(fx) = Fixture::writable(backend, "ryw", |_| {}).await else { return };
+        let fx = Arc::new(fx);
+        const HOT: [i64; 3] = [1, 2, 3];
+        // the stock each hot product was last confirmed to have by a write
+        let confirmed: Arc<Vec<AtomicI64>> = Arc::new(HOT.iter().map(|_| AtomicI64::new(-1)).collect());
+        let stale = Arc::new(AtomicU64::new(0));
+        let reads = Arc::new(AtomicU64::new(0));
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut tasks = Vec::new();
+        for (slot, id) in HOT.iter().enumerate() {
+            let (fx, confirmed) = (fx.clone(), confirmed.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut stock = 0;
+                while Instant::now() < deadline {
+                    stock += 1;
+                    let response = fx.send("PATCH", &format!("/v1/products/{id}"), &format!("{{\"stock\":{stock}}}"), &[]).await;
+                    assert_eq!(response.status(), 200);
+                    confirmed[slot].store(stock, Ordering::SeqCst);
+                }
+            }));
+        }
+        for reader in 0..4 {
+            let (fx, confirmed, stale, reads) = (fx.clone(), confirmed.clone(), stale.clone(), reads.clone());
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    let slot = reader % HOT.len();
+                    let floor = confirmed[slot].load(Ordering::SeqCst);
+                    let path = if reader < 2 {
+                        format!("/v1/products/{}?fields=stock", HOT[slot])
+                    } else {
+                        "/v1/products?id[in]=1,2,3&fields=id,stock&limit=3".to_string()
+                    };
+                    let body = fx.json(&path, 200).await;
+                    let stock = match &body["data"] {
+                        Value::Array(rows) => rows[slot]["stock"].as_i64().unwrap(),
+                        row => row["stock"].as_i64().unwrap(),
+                    };
+                    reads.fetch_add(1, Ordering::Relaxed);
+                    if floor > 0 && stock < floor {
+                        stale.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert!(reads.load(Ordering::Relaxed) > 50);
+        assert_eq!(stale.load(Ordering::Relaxed), 0, "reads older than a confirmed write");
+    }
+
+    async fn a_write_invalidates_exactly_what_it_could_change(backend: Backend) {
+        let Some(fx) = Fixture::writable(backend, "exact", |_| {}).await else { return };
+        let watched = [
+            ("/v1/users/1", "hit"),
+            ("/v1/users?limit=5", "hit"),
+            ("/v1/products/2", "hit"),
+            ("/v1/products/1", "miss"),
+            ("/v1/products?limit=5", "miss"),
+            ("/v1/order_items?include=product&limit=5", "miss"),
+            ("/v1/orders?limit=5", "hit"),
+        ];
+        for (path, _) in watched {
+            fx.get(path).await;
+            assert_eq!(cache_status(&fx.get(path).await), "hit", "{path} is cached");
+        }
+        let response = fx.send("PATCH", "/v1/products/1", r#"{"stock":77}"#, &[]).await;
+        assert_eq!(response.status(), 200);
+        for (path, want) in watched {
+            assert_eq!(cache_status(&fx.get(path).await), want, "{path} after a write to products/1");
+        }
+        let fresh = fx.json("/v1/products/1?fields=stock", 200).await;
+        assert_eq!(fresh["data"]["stock"], 77);
+    }
+
+    async fn writes_are_refused_unless_switched_on(backend: Backend) {
+        let Some(fx) = Fixture::configured(backend, |_| {}).await else { return };
+        let response = fx.send("POST", "/v1/users", NEW_USER, &[]).await;
+        assert_eq!(response.status(), 403);
+        assert_eq!(header(&response, "content-type").as_deref(), Some("application/problem+json"));
+        let Some(strict) = Fixture::writable(backend, "require", |c| c.http.require_if_match = true).await else { return };
+        assert_eq!(strict.send("PATCH", "/v1/users/1", r#"{"name":"x"}"#, &[]).await.status(), 428);
+        let etag = header(&strict.get("/v1/users/1").await, "etag").unwrap();
+        assert_eq!(strict.send("PATCH", "/v1/users/1", r#"{"name":"x"}"#, &[("if-match", &etag)]).await.status(), 200);
+    }
+
+    async fn writes_behind_bricks_back_are_noticed(backend: Backend) {
+        let Some(fx) = Fixture::writable(backend, "outside", |_| {}).await else { return };
+        if backend == Backend::Postgres {
+            // as `brisk install-triggers` does, twice: it is idempotent
+            let tables: Vec<String> = ["users", "products", "orders", "order_items"].map(String::from).to_vec();
+            let sql = brisk::changes::trigger_sql("public", &tables, false);
+            let (client, connection) = tokio_postgres::connect(&fx.db_url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            client.batch_execute(&sql).await.unwrap();
+            client.batch_execute(&sql).await.unwrap();
+        }
+        let path = "/v1/products/4?fields=name";
+        fx.get(path).await;
+        assert_eq!(cache_status(&fx.get(path).await), "hit");
+        let outside_write = "UPDATE products SET name = 'Changed outside' WHERE id = 4";
+        match backend {
+            Backend::Sqlite => {
+                rusqlite::Connection::open(&fx.db_url).unwrap().execute_batch(outside_write).unwrap();
+            }
+            Backend::Postgres => {
+                let (client, connection) = tokio_postgres::connect(&fx.db_url, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(connection);
+                client.batch_execute(outside_write).await.unwrap();
+            }
+        }
+        let written = Instant::now();
+        loop {
+            let body = fx.json(path, 200).await;
+            if body["data"]["name"] == "Changed outside" {
+                break;
+            }
+            assert!(written.elapsed() < Duration::from_millis(500), "not noticed within 500 ms");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(fx.state.stats.external_changes.load(Ordering::Relaxed) > 0);
+        if backend == Backend::Postgres {
+            let tables: Vec<String> = ["users", "products", "orders", "order_items"].map(String::from).to_vec();
+            let (client, connection) = tokio_postgres::connect(&fx.db_url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            client.batch_execute(&brisk::changes::trigger_sql("public", &tables, true)).await.unwrap();
+            let left = client
+                .query_one("SELECT count(*) FROM pg_trigger WHERE tgname = 'brisk_changes'", &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0);
+            assert_eq!(left, 0, "removal leaves no trigger");
+        }
+    }
+}
