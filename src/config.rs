@@ -649,6 +649,23 @@ mod tests {
     }
 
     #[test]
+    fn the_configuration_reference_lists_every_key() {
+        let reference = include_str!("../docs/configuration.md");
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        let mut leaves = Vec::new();
+        collect_leaves(&defaults, &mut Vec::new(), &mut leaves);
+        for (path, _) in leaves {
+            let key = format!("`{}`", path.join("."));
+            let env = format!("`BRISK_{}`", env_name(&path));
+            assert!(reference.contains(&key), "docs/configuration.md does not list {key}");
+            assert!(reference.contains(&env), "docs/configuration.md does not list {env}");
+        }
+        for key in toml::Table::try_from(ResourceConfig::default()).unwrap().keys() {
+            assert!(reference.contains(&format!("`resources.<table>.{key}`")), "docs/configuration.md does not list resources.<table>.{key}");
+        }
+    }
+
+    #[test]
     fn refuses_unknown_and_mistyped_variables() {
         let typo = with_env(&[("BRISK_LIMITS_MAX_LIMITS", "5")]).unwrap_err();
         assert!(
