@@ -11,7 +11,6 @@ use crate::encoding::Levels;
 use crate::versions::{Change, Snapshot, Versions};
 use crate::{changes, openapi, routes};
 use anyhow::Context;
-use axum::Router;
 use brisk_query::{CursorCodec, Limits, Schema};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -178,7 +177,7 @@ impl AppState {
 /// A built application, not yet listening.
 pub struct App {
     pub state: Arc<AppState>,
-    pub router: Router,
+    pub service: routes::Layered,
 }
 
 impl App {
@@ -235,8 +234,8 @@ impl App {
             tokio::spawn(cluster.run(versions, etag_seed));
         }
         changes::watch(&state);
-        let router = routes::router(state.clone());
-        Ok(App { state, router })
+        let service = routes::service(state.clone());
+        Ok(App { state, service })
     }
 
     /// Serves until `shutdown` resolves, then finishes the requests in flight.
@@ -245,7 +244,7 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router)
+        axum::serve(listener, tower::make::Shared::new(self.service))
             .with_graceful_shutdown(shutdown)
             .await
     }

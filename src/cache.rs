@@ -65,6 +65,7 @@ pub struct Entry {
 /// The answer in one content coding.
 #[derive(Clone)]
 pub struct Variant {
+    pub coding: Coding,
     pub bytes: Bytes,
     pub etag: HeaderValue,
     pub level: i32,
@@ -202,6 +203,7 @@ impl Entry {
         entry.set_variant(
             Coding::Zstd,
             Variant {
+                coding: Coding::Zstd,
                 bytes: Bytes::copy_from_slice(packed),
                 etag: entry.etag.coded_header(Coding::Zstd, level),
                 level,

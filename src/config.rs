@@ -657,11 +657,23 @@ mod tests {
         for (path, _) in leaves {
             let key = format!("`{}`", path.join("."));
             let env = format!("`BRISK_{}`", env_name(&path));
-            assert!(reference.contains(&key), "docs/configuration.md does not list {key}");
-            assert!(reference.contains(&env), "docs/configuration.md does not list {env}");
+            assert!(
+                reference.contains(&key),
+                "docs/configuration.md does not list {key}"
+            );
+            assert!(
+                reference.contains(&env),
+                "docs/configuration.md does not list {env}"
+            );
         }
-        for key in toml::Table::try_from(ResourceConfig::default()).unwrap().keys() {
-            assert!(reference.contains(&format!("`resources.<table>.{key}`")), "docs/configuration.md does not list resources.<table>.{key}");
+        for key in toml::Table::try_from(ResourceConfig::default())
+            .unwrap()
+            .keys()
+        {
+            assert!(
+                reference.contains(&format!("`resources.<table>.{key}`")),
+                "docs/configuration.md does not list resources.<table>.{key}"
+            );
         }
     }
 

@@ -15,7 +15,9 @@ use crate::error::{ApiError, Problem};
 use crate::read::{self, Answer, PlannedRead, ReadPath};
 use crate::versions::Snapshot;
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use axum::http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header,
+};
 use axum::response::IntoResponse;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -46,6 +48,7 @@ enum Source {
 
 const VARY: HeaderValue = HeaderValue::from_static("accept-encoding");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
 pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Body> {
     let started = Instant::now();
@@ -89,6 +92,7 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
             .fetch_add(1, Ordering::Relaxed);
         let headers = Validators {
             etag: &etag,
+            identity: None,
             coded: revalidated.client_tag,
             last_modified: Some(conditional::http_date(last_modified)),
             cache_control: &policy.cache_control,
@@ -274,6 +278,8 @@ fn refresh_in_background(state: &Arc<AppState>, entry: &Arc<Entry>, request: &Re
 /// The headers that describe an answer's validity.
 struct Validators<'a> {
     etag: &'a Etag,
+    /// The identity tag already made, if there is one.
+    identity: Option<&'a HeaderValue>,
     /// The tag of the coded variant sent, if any.
     coded: Option<HeaderValue>,
     last_modified: Option<HeaderValue>,
@@ -288,6 +294,71 @@ async fn serve_entry(
     source: Source,
     started: Instant,
 ) -> Response<Body> {
+    let coding = chosen_coding(state, entry, accept);
+    let variant = match coding {
+        Some(coding) => Some(variant(state, entry, coding).await),
+        None => None,
+    };
+    entry_response(state, entry, request.headers, variant, source, started)
+}
+
+/// The coding an entry goes out in for this client, if any.
+fn chosen_coding(
+    state: &AppState,
+    entry: &Entry,
+    accept: Option<AcceptEncoding>,
+) -> Option<Coding> {
+    let compressible = entry.identity.len() >= state.min_compress_bytes;
+    match accept.map_or(Negotiated::Identity, |a| a.choose(compressible)) {
+        Negotiated::Encode(coding) => Some(coding),
+        _ => None,
+    }
+}
+
+/// The fast path of a cache hit, before any routing: the raw path and query
+/// lead to a fresh entry that already has the client's coding. `None` sends
+/// the request the long way (routing, planning, compressing).
+pub fn hit(state: &Arc<AppState>, request: &Request<Body>) -> Option<Response<Body>> {
+    if !matches!(*request.method(), Method::GET | Method::HEAD) || !state.cache_enabled {
+        return None;
+    }
+    let headers = request.headers();
+    if state.honor_client_no_cache && asks_no_cache(headers) {
+        return None;
+    }
+    let path_and_query = request.uri().path_and_query()?.as_str();
+    let entry = state.cache.by_alias(path_and_query)?;
+    let started = Instant::now();
+    if state.freshness(&entry, started) != Freshness::Fresh {
+        return None;
+    }
+    let accept = AcceptEncoding::parse(headers.get(header::ACCEPT_ENCODING));
+    if accept.is_some_and(|a| a.choose(true) == Negotiated::NotAcceptable) {
+        return None;
+    }
+    let variant = match chosen_coding(state, &entry, accept) {
+        Some(coding) => Some(entry.variant(coding)?),
+        None => None,
+    };
+    Some(entry_response(
+        state,
+        &entry,
+        headers,
+        variant,
+        Source::Hit,
+        started,
+    ))
+}
+
+/// An entry as a 200 (or 304), in the coding of `variant` (identity if none).
+fn entry_response(
+    state: &Arc<AppState>,
+    entry: &Arc<Entry>,
+    request_headers: &HeaderMap,
+    variant: Option<Variant>,
+    source: Source,
+    started: Instant,
+) -> Response<Body> {
     match source {
         Source::Hit => state.cache.stats.hits.fetch_add(1, Ordering::Relaxed),
         Source::Miss(_) | Source::Shared => {
@@ -299,25 +370,16 @@ async fn serve_entry(
     if state.recompress_after_hits > 0 && hits == state.recompress_after_hits {
         recompress_in_background(state, entry);
     }
-    let compressible = entry.identity.len() >= state.min_compress_bytes;
-    let coding = match accept.map_or(Negotiated::Identity, |a| a.choose(compressible)) {
-        Negotiated::Encode(coding) => Some(coding),
-        _ => None,
-    };
-    let variant = match coding {
-        Some(coding) => Some(variant(state, entry, coding).await),
-        None => None,
-    };
     let mut validators = Validators {
         etag: &entry.etag,
+        identity: Some(&entry.identity_etag),
         coded: variant.as_ref().map(|v| v.etag.clone()),
         last_modified: Some(entry.last_modified.clone()),
         cache_control: &entry.cache_control,
     };
-    let now = Instant::now();
-    let age = (!matches!(source, Source::Miss(_))).then(|| entry.age_seconds(now));
+    let age = (!matches!(source, Source::Miss(_))).then(|| entry.age_seconds(started));
     let revalidated =
-        conditional::not_modified(request.headers, &entry.etag, Some(entry.last_modified_time));
+        conditional::not_modified(request_headers, &entry.etag, Some(entry.last_modified_time));
     if let Some(revalidated) = revalidated {
         if revalidated.client_tag.is_some() {
             validators.coded = revalidated.client_tag;
@@ -335,20 +397,21 @@ async fn serve_entry(
         }
         return response;
     }
-    let (body, coding_sent) = match (variant, coding) {
-        (Some(variant), Some(coding)) => {
+    let (body, coding_sent) = match variant {
+        Some(variant) => {
             let saved = entry.identity.len().saturating_sub(variant.bytes.len());
             state
                 .cache
                 .stats
                 .bytes_saved
                 .fetch_add(saved as u64, Ordering::Relaxed);
-            (variant.bytes, Some(coding))
+            (variant.bytes, Some(variant.coding))
         }
-        _ => (entry.identity.clone(), None),
+        None => (entry.identity.clone(), None),
     };
     let mut response = Response::new(Body::from(body));
     let headers = response.headers_mut();
+    headers.reserve(12);
     headers.insert(header::CONTENT_TYPE, JSON);
     validators.write(headers);
     if let Some(coding) = coding_sent {
@@ -360,7 +423,7 @@ async fn serve_entry(
     if let Some(age) = age {
         headers.insert(header::AGE, HeaderValue::from(age));
     }
-    headers.insert("server-timing", server_timing(source, started));
+    headers.insert(SERVER_TIMING, server_timing(source, started));
     response
 }
 
@@ -380,6 +443,7 @@ async fn variant(state: &AppState, entry: &Arc<Entry>, coding: Coding) -> Varian
         encoding::compress(coding, level, &entry.identity)
     };
     let variant = Variant {
+        coding,
         etag: entry.etag.coded_header(coding, level),
         bytes,
         level,
@@ -424,6 +488,7 @@ fn recompress_in_background(state: &Arc<AppState>, entry: &Arc<Entry>) {
                 entry.set_variant(
                     coding,
                     Variant {
+                        coding,
                         etag: entry.etag.coded_header(coding, level),
                         bytes,
                         level,
@@ -456,6 +521,7 @@ async fn serve_uncached(
     let level = coding.map_or(0, |c| state.levels.level(c));
     let mut validators = Validators {
         etag: &etag,
+        identity: None,
         coded: coding.map(|c| etag.coded_header(c, level)),
         last_modified: Some(last_modified_value),
         cache_control,
@@ -485,7 +551,7 @@ async fn serve_uncached(
     if let Some(link) = answer.link.and_then(|l| HeaderValue::try_from(l).ok()) {
         headers.insert(header::LINK, link);
     }
-    headers.insert("server-timing", server_timing(source, started));
+    headers.insert(SERVER_TIMING, server_timing(source, started));
     response
 }
 
@@ -493,7 +559,9 @@ impl Validators<'_> {
     fn write(self, headers: &mut HeaderMap) {
         headers.insert(
             header::ETAG,
-            self.coded.unwrap_or_else(|| self.etag.identity_header()),
+            self.coded
+                .or_else(|| self.identity.cloned())
+                .unwrap_or_else(|| self.etag.identity_header()),
         );
         if let Some(last_modified) = self.last_modified {
             headers.insert(header::LAST_MODIFIED, last_modified);
@@ -510,7 +578,7 @@ fn not_modified(validators: Validators<'_>, source: Source, started: Instant) ->
     *response.status_mut() = StatusCode::NOT_MODIFIED;
     let headers = response.headers_mut();
     validators.write(headers);
-    headers.insert("server-timing", server_timing(source, started));
+    headers.insert(SERVER_TIMING, server_timing(source, started));
     response
 }
 
@@ -543,20 +611,27 @@ fn asks_no_cache(headers: &HeaderMap) -> bool {
 
 /// `cache;desc=hit, db;dur=1.234, total;dur=1.456` (milliseconds).
 fn server_timing(source: Source, started: Instant) -> HeaderValue {
-    let total = started.elapsed().as_secs_f64() * 1000.0;
-    let text = match source {
-        Source::Hit => format!("cache;desc=hit, total;dur={total:.3}"),
-        Source::Stale => format!("cache;desc=stale, total;dur={total:.3}"),
-        Source::Shared => format!("cache;desc=shared, total;dur={total:.3}"),
-        Source::Versions => format!("cache;desc=revalidated, total;dur={total:.3}"),
-        Source::Miss(db) => format!(
-            "cache;desc=miss, db;dur={:.3}, total;dur={total:.3}",
-            db.as_secs_f64() * 1000.0
-        ),
-        Source::Uncached(db) => format!(
-            "cache;desc=off, db;dur={:.3}, total;dur={total:.3}",
-            db.as_secs_f64() * 1000.0
-        ),
+    use std::fmt::Write;
+    let (desc, db) = match source {
+        Source::Hit => ("hit", None),
+        Source::Shared => ("shared", None),
+        Source::Stale => ("stale", None),
+        Source::Versions => ("revalidated", None),
+        Source::Miss(db) => ("miss", Some(db)),
+        Source::Uncached(db) => ("off", Some(db)),
     };
+    // milliseconds with three decimals, from whole microseconds
+    let ms = |d: Duration| {
+        let micros = d.as_micros();
+        (micros / 1000, micros % 1000)
+    };
+    let mut text = String::with_capacity(64);
+    let _ = write!(text, "cache;desc={desc}");
+    if let Some(db) = db {
+        let (whole, fraction) = ms(db);
+        let _ = write!(text, ", db;dur={whole}.{fraction:03}");
+    }
+    let (whole, fraction) = ms(started.elapsed());
+    let _ = write!(text, ", total;dur={whole}.{fraction:03}");
     HeaderValue::try_from(text).expect("ASCII")
 }

@@ -8,15 +8,15 @@ use crate::read::ReadPath;
 use crate::respond;
 use axum::Router;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use brisk_query::ErrorKind;
 use brisk_query::write::WriteMethod;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -25,7 +25,7 @@ use tower_http::request_id::{
 type Shared = State<Arc<AppState>>;
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let routes = Router::new()
+    Router::new()
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/{resource}", get(collection).post(create))
         .route(
@@ -36,15 +36,58 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
-        .with_state(state);
-    // The routes sit inside a router of their own so that the layers see
-    // the final response, `Allow` included (axum adds it after route layers).
-    Router::new()
-        .fallback_service(routes)
-        .layer(middleware::from_fn(problem_for_every_error))
-        .layer(CatchPanicLayer::new())
-        .layer(PropagateRequestIdLayer::x_request_id())
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(internal_error))
+}
+
+/// The whole HTTP service: request ids, then the cache's fast path, then
+/// the router. A fresh hit is answered before any routing.
+pub fn service(state: Arc<AppState>) -> Layered {
+    ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(SequentialIds::new()))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .service(CacheFirst {
+            router: router(state.clone()),
+            state,
+        })
+}
+
+pub type Layered = tower_http::request_id::SetRequestId<
+    tower_http::request_id::PropagateRequestId<CacheFirst>,
+    SequentialIds,
+>;
+
+/// Answers fresh cache hits itself and hands everything else to the router.
+#[derive(Clone)]
+pub struct CacheFirst {
+    state: Arc<AppState>,
+    router: Router,
+}
+
+impl tower::Service<Request> for CacheFirst {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::Either<
+        std::future::Ready<Result<Response, std::convert::Infallible>>,
+        <Router as tower::Service<Request>>::Future,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match respond::hit(&self.state, &request) {
+            Some(response) => futures_util::future::Either::Left(std::future::ready(Ok(response))),
+            None => {
+                futures_util::future::Either::Right(tower::Service::call(&mut self.router, request))
+            }
+        }
+    }
 }
 
 async fn collection(
@@ -276,57 +319,39 @@ async fn not_found(request: Request) -> Response {
     ApiError::route_not_found(request.uri().path()).into_response()
 }
 
-/// Turns any error response that is not already problem+json (axum's 405,
-/// a panic's 500, a body-limit 413) into one, keeping its headers.
-async fn problem_for_every_error(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    let status = response.status();
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if status.as_u16() < 400 || is_problem {
-        return response;
-    }
-    let (mut parts, _) = response.into_parts();
-    let error = match status {
-        StatusCode::METHOD_NOT_ALLOWED => {
-            let allow = parts
-                .headers
-                .get(header::ALLOW)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("GET,HEAD")
-                .to_string();
-            ApiError::new(
-                Problem::MethodNotAllowed,
-                format!("this route allows {allow}"),
-            )
-        }
-        StatusCode::INTERNAL_SERVER_ERROR => ApiError::new(
-            Problem::Internal,
-            "the server failed to answer; the error is logged",
-        ),
-        other => ApiError::new(
-            Problem::Status(other),
-            other.canonical_reason().unwrap_or("error").to_lowercase(),
-        ),
+/// 405 for a known route and another method; axum adds `Allow`.
+async fn method_not_allowed(path: Option<MatchedPath>) -> Response {
+    let allowed = match path.as_ref().map(MatchedPath::as_str) {
+        Some("/v1/{resource}") => "GET, HEAD, POST",
+        Some("/v1/{resource}/{id}") => "GET, HEAD, PATCH, PUT, DELETE",
+        _ => "GET, HEAD",
     };
-    let body = error.body();
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts
-        .headers
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Response::from_parts(parts, axum::body::Body::from(body))
+    ApiError::new(
+        Problem::MethodNotAllowed,
+        format!("this route allows {allowed}"),
+    )
+    .into_response()
+}
+
+/// A panic becomes a 500 problem, its message logged and not sent.
+fn internal_error(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    tracing::error!(%message, "a request handler panicked");
+    ApiError::new(
+        Problem::Internal,
+        "the server failed to answer; the error is logged",
+    )
+    .into_response()
 }
 
 /// Request ids `<process prefix>-<sequence>`: unique across instances
 /// without a random draw (a system call) per request.
 #[derive(Clone)]
-struct SequentialIds {
+pub struct SequentialIds {
     prefix: Arc<str>,
     next: Arc<AtomicU64>,
 }

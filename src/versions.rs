@@ -8,8 +8,9 @@
 //! written row (single-row answers of those rows only). A change whose rows
 //! are unknown (a write behind brisk's back) stamps the table and its
 //! *floor*: every row of it counts as changed. Row stamps are kept for at
-//! most `MAX_ROW_STAMPS` rows; past that they are dropped and every floor
-//! raised, which costs one extra miss per row answer and is never stale.
+//! most `MAX_ROW_STAMPS` rows per table; past that they are dropped and the
+//! table's floor raised, which costs one extra miss per row answer and is
+//! never stale.
 
 use brisk_query::plan::Dependencies;
 use std::collections::HashMap;
@@ -23,7 +24,9 @@ pub struct Versions {
     index: HashMap<String, usize>,
     names: Vec<String>,
     tables: Vec<TableState>,
-    rows: RwLock<HashMap<(usize, String), u64>>,
+    /// Row stamps, per table: looked up by `&str` on every cache hit of a
+    /// single-row answer, so without allocating.
+    rows: Vec<RwLock<HashMap<String, u64>>>,
     clock: AtomicU64,
 }
 
@@ -71,8 +74,8 @@ impl Versions {
                     changed_at: AtomicU64::new(seconds),
                 })
                 .collect(),
+            rows: names.iter().map(|_| RwLock::default()).collect(),
             names,
-            rows: RwLock::default(),
             clock: AtomicU64::new(1),
         }
     }
@@ -101,11 +104,10 @@ impl Versions {
 
     fn row_version(&self, table: usize, key: &str) -> u64 {
         let floor = self.tables[table].floor.load(Ordering::Acquire);
-        let stamped = self
-            .rows
+        let stamped = self.rows[table]
             .read()
             .expect("row stamps lock")
-            .get(&(table, key.to_string()))
+            .get(key)
             .copied()
             .unwrap_or(0);
         stamped.max(floor)
@@ -153,16 +155,15 @@ impl Versions {
             .fetch_max(unix_seconds(SystemTime::now()), Ordering::AcqRel);
         match &change.rows {
             Some(keys) => {
-                let mut rows = self.rows.write().expect("row stamps lock");
+                let mut rows = self.rows[i].write().expect("row stamps lock");
                 for key in keys {
-                    let stamp = rows.entry((i, key.clone())).or_insert(0);
+                    let stamp = rows.entry(key.clone()).or_insert(0);
                     *stamp = (*stamp).max(change.version);
                 }
                 if rows.len() > MAX_ROW_STAMPS {
+                    // forget the stamps; the floor keeps every row at least this new
                     rows.clear();
-                    for table in &self.tables {
-                        table.floor.fetch_max(change.version, Ordering::AcqRel);
-                    }
+                    state.floor.fetch_max(change.version, Ordering::AcqRel);
                 }
             }
             None => {
@@ -199,10 +200,10 @@ impl Versions {
         let state = &self.tables[i];
         self.observe_clock(version.max(floor));
         {
-            let mut stamps = self.rows.write().expect("row stamps lock");
+            let mut stamps = self.rows[i].write().expect("row stamps lock");
             for (key, &stamp) in rows {
                 self.clock.fetch_max(stamp, Ordering::AcqRel);
-                let slot = stamps.entry((i, key.clone())).or_insert(0);
+                let slot = stamps.entry(key.clone()).or_insert(0);
                 *slot = (*slot).max(stamp);
             }
         }

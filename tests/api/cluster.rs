@@ -246,15 +246,16 @@ on_both_backends! {
         }
         eprintln!("slowest propagation: {worst:?}");
 
-        // If-Match holds across instances: a tag read on b wins once
+        // If-Match holds across instances: a tag read on b wins once (after a
+        // pause: on SQLite, b's watcher takes a's writes above for outside
+        // writes and marks every table changed, up to changes.poll_ms later)
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let (_, _, headers) = json(&client, &format!("{}/v1/products/7", b.base)).await;
         let tag = headers["etag"].to_str().unwrap().to_string();
         assert_eq!(patch(&client, &format!("{}/v1/products/7", a.base), r#"{"stock":1}"#, Some(&tag)).await, 200);
         assert_eq!(patch(&client, &format!("{}/v1/products/7", b.base), r#"{"stock":2}"#, Some(&tag)).await, 412);
 
-        // the second-level cache: an answer made by a serves b (after a
-        // pause: on SQLite, b's watcher takes a's writes above for outside
-        // writes and marks every table changed, up to changes.poll_ms later)
+        // the second-level cache: an answer made by a serves b
         tokio::time::sleep(Duration::from_millis(200)).await;
         let path = "/v1/orders?limit=30&include=user&sort=-total";
         json(&client, &format!("{}{path}", a.base)).await;

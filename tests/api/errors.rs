@@ -268,9 +268,9 @@ const MALFORMED: &[(&str, &str, u16, &str)] = &[
     ),
     ("POST", "/v1/users", 403, "writes = true"),
     ("DELETE", "/v1/users/1", 403, "read-only"),
-    ("POST", "/v1/users/1/orders", 405, "allows GET,HEAD"),
-    ("PATCH", "/v1/users", 405, "allows GET,HEAD,POST"),
-    ("PUT", "/v1/openapi.json", 405, "allows GET,HEAD"),
+    ("POST", "/v1/users/1/orders", 405, "allows GET, HEAD"),
+    ("PATCH", "/v1/users", 405, "allows GET, HEAD, POST"),
+    ("PUT", "/v1/openapi.json", 405, "allows GET, HEAD"),
 ];
 
 on_both! {
