@@ -1,8 +1,10 @@
 //! The JSON-rendering decision: should the database render each row as JSON
-//! (what brisk does: `json_object` / `json_build_object`, embeds as
-//! correlated subqueries, Rust only concatenates), or should Rust select plain
-//! columns and serialise them with serde_json (embeds as one batched query
-//! per relation level, stitched in Rust)?
+//! (`json_object` / `json_build_object`, embeds as correlated subqueries,
+//! Rust only concatenates), or should Rust select plain columns and
+//! serialise them (embeds as one batched query per relation level, stitched
+//! in Rust)? This benchmark decided it for the second, which brisk now does;
+//! it keeps the database-rendered SQL of brisk before the switch (commit
+//! 8753efa) so that the comparison can be run again.
 //!
 //! Run: `cargo bench --bench json_rendering` (needs `target/bench/shop.db`
 //! and the PostgreSQL database `brisk_bench`, both made by
@@ -17,11 +19,12 @@
 //! one single-threaded runtime, three ways of answering, interleaved
 //! round-robin so that drift hits them alike:
 //!
-//! - `(a) brisk`: `brisk::read::plan` then `brisk::read::execute`, what an
-//!   uncached request runs (parse, plan, SQL, brisk's pool, rows rendered by
-//!   the database, envelope), without HTTP, cache or compression;
-//! - `(a) direct`: the same plan and SQL text, on the bench's own
-//!   connection (no pool, no blocking-thread hop), then brisk's envelope;
+//! - `brisk`: `brisk::read::plan` then `brisk::read::execute`, what an
+//!   uncached request runs (parse, plan, SQL, brisk's pool, rows rendered in
+//!   Rust since the switch, envelope), without HTTP, cache or compression;
+//! - `(a) direct`: the database-rendered SQL brisk used before the switch,
+//!   on the bench's own connection (no pool, no blocking-thread hop), then
+//!   brisk's envelope;
 //! - `(b) Rust`: parse and plan as brisk does, hand-written SQL selecting
 //!   plain columns on that same own connection, values decoded into Rust,
 //!   rows serialised with serde_json, then brisk's envelope. Q5 runs four
@@ -36,9 +39,9 @@
 use brisk::app::AppState;
 use brisk::config::{Config, Settings};
 use brisk::read::{ReadPath, execute};
+use brisk_query::Dialect;
 use brisk_query::envelope::{self, PageInput, Row};
 use brisk_query::plan::ReadPlan;
-use brisk_query::sql::render_collection;
 use brisk_query::{QueryParams, ReadRequest, SqlValue, plan_read};
 use bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
@@ -89,9 +92,7 @@ const APPROACHES: [Approach; 3] = [Approach::Read, Approach::Direct, Approach::R
 impl Approach {
     fn label(self) -> &'static str {
         match self {
-            Approach::Read => {
-                "(a) brisk: read::plan + read::execute (database renders, brisk's pool)"
-            }
+            Approach::Read => "brisk now: read::plan + read::execute (Rust renders, brisk's pool)",
             Approach::Direct => "(a) direct: database renders, same SQL, own connection",
             Approach::Rust => "(b) Rust renders: plain columns + serde_json, own connection",
         }
@@ -215,13 +216,131 @@ fn page(
     Bytes::from(page.body)
 }
 
-/// brisk's SQL on the bench's own connection.
+/// The database-rendered SQL brisk used before the switch, with its
+/// parameters, as its renderer wrote it (commit 8753efa).
+fn database_rendered(q: &Question, dialect: Dialect) -> brisk_query::Sql {
+    let pg = dialect == Dialect::Postgres;
+    let (object, array, cast) = if pg {
+        ("json_build_object", "json_build_array", "::text")
+    } else {
+        ("json_object", "json_array", "")
+    };
+    let obj = |alias: &str, columns: &[&str], extra: &str| {
+        let mut pairs: Vec<String> = columns
+            .iter()
+            .map(|c| format!("'{c}', {alias}.\"{c}\""))
+            .collect();
+        if !extra.is_empty() {
+            pairs.push(extra.to_string());
+        }
+        format!("{object}({})", pairs.join(", "))
+    };
+    // a subquery's JSON loses SQLite's JSON subtype; json() gives it back
+    let wrap = |sql: String| if pg { sql } else { format!("json({sql})") };
+    let p = |n: usize, ty: &str| {
+        if pg {
+            format!("${n}::\"pg_catalog\".\"{ty}\"")
+        } else {
+            format!("?{n}")
+        }
+    };
+    const USERS: [&str; 7] = [
+        "id",
+        "name",
+        "email",
+        "profile_picture",
+        "country",
+        "created_at",
+        "updated_at",
+    ];
+    const PRODUCTS: [&str; 8] = [
+        "id",
+        "name",
+        "category",
+        "price",
+        "stock",
+        "description",
+        "created_at",
+        "updated_at",
+    ];
+    const ORDERS: [&str; 6] = [
+        "id",
+        "user_id",
+        "status",
+        "total",
+        "created_at",
+        "updated_at",
+    ];
+    const ITEMS: [&str; 5] = ["id", "order_id", "product_id", "quantity", "unit_price"];
+    let (text, params) = match q.id {
+        "Q1" => (
+            format!(
+                "SELECT {}{cast}, {array}(t0.\"id\"){cast} FROM \"users\" t0 ORDER BY t0.\"id\" LIMIT {}",
+                obj("t0", &["name", "email"], ""),
+                p(1, "int8")
+            ),
+            vec![SqlValue::Integer(11)],
+        ),
+        "Q2" => (
+            format!(
+                "SELECT {}{cast}, {array}(t0.\"price\", t0.\"id\"){cast} FROM \"products\" t0 WHERE t0.\"category\" = {} \
+                 ORDER BY t0.\"price\", t0.\"id\" LIMIT {} OFFSET {}",
+                obj("t0", &PRODUCTS, ""),
+                p(1, "text"),
+                p(2, "int8"),
+                p(3, "int8")
+            ),
+            vec![
+                SqlValue::Text("electronics".into()),
+                SqlValue::Integer(51),
+                SqlValue::Integer(50),
+            ],
+        ),
+        "Q5" => {
+            let user = wrap(format!(
+                "(SELECT {} FROM \"users\" t1 WHERE t1.\"id\" = t0.\"user_id\")",
+                obj("t1", &USERS, "")
+            ));
+            let product = wrap(format!(
+                "(SELECT {} FROM \"products\" t3 WHERE t3.\"id\" = t2.\"product_id\")",
+                obj("t3", &PRODUCTS, "")
+            ));
+            let item = obj("t2", &ITEMS, &format!("'product', {product}"));
+            let items = if pg {
+                format!(
+                    "(SELECT coalesce(json_agg({item} ORDER BY t2.\"id\"), '[]'::json) FROM \"order_items\" t2 WHERE t2.\"order_id\" = t0.\"id\")"
+                )
+            } else {
+                wrap(format!(
+                    "(SELECT json_group_array({item} ORDER BY t2.\"id\") FROM \"order_items\" t2 WHERE t2.\"order_id\" = t0.\"id\")"
+                ))
+            };
+            let order = obj(
+                "t0",
+                &ORDERS,
+                &format!("'user', {user}, 'order_items', {items}"),
+            );
+            (
+                format!(
+                    "SELECT {order}{cast}, {array}(t0.\"id\"){cast} FROM \"orders\" t0 ORDER BY t0.\"id\" LIMIT {}",
+                    p(1, "int8")
+                ),
+                vec![SqlValue::Integer(51)],
+            )
+        }
+        other => panic!("no database-rendered SQL for {other}"),
+    };
+    brisk_query::Sql { text, params }
+}
+
+/// The database-rendered SQL on the bench's own connection.
 async fn direct(target: &mut Target, q: &Question) -> Output {
     let (params, plan) = plan(&target.state, q);
-    let ReadPlan::Collection(collection) = &plan else {
-        panic!("{} is a collection", q.id)
-    };
-    let sql = render_collection(collection, target.state.db.dialect());
+    let sql = database_rendered(q, target.state.db.dialect());
+    struct Rendered {
+        rows: brisk_query::Sql,
+    }
+    let sql = Rendered { rows: sql };
     let started = Instant::now();
     let rows: Vec<Row> = match &mut target.conn {
         Conn::Sqlite(c) => {

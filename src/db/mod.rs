@@ -43,6 +43,8 @@ pub struct CollectionRows {
     pub total: Option<u64>,
     /// A nested route whose parent row does not exist.
     pub parent_missing: bool,
+    /// Statements run: the page, the count, the parent check, one per embed level.
+    pub statements: u64,
     pub db_time: Duration,
 }
 
@@ -52,6 +54,7 @@ pub struct SingleRow {
     pub json: Option<String>,
     /// A nested route whose parent row does not exist.
     pub parent_missing: bool,
+    pub statements: u64,
     pub db_time: Duration,
 }
 
@@ -143,15 +146,14 @@ impl Database {
         }
     }
 
-    /// Runs a page query (and its count, and the parent check when the page
-    /// is empty).
+    /// Runs a page query (and its count, the parent check when the page is
+    /// empty, and one statement per embed level), and renders the rows.
     pub async fn collection(&self, sql: &CollectionSql) -> Result<CollectionRows, DbError> {
         let rows = match &self.backend {
             Backend::Sqlite(db) => db.collection(sql).await,
             Backend::Postgres(db) => db.collection(sql).await,
         }?;
-        let parent_checked = sql.parent.is_some() && rows.rows.is_empty();
-        self.count_statements(1 + u64::from(sql.count.is_some()) + u64::from(parent_checked));
+        self.count_statements(rows.statements);
         Ok(rows)
     }
 
@@ -160,12 +162,12 @@ impl Database {
             Backend::Sqlite(db) => db.single(sql).await,
             Backend::Postgres(db) => db.single(sql).await,
         }?;
-        self.count_statements(1 + u64::from(sql.parent.is_some() && row.json.is_none()));
+        self.count_statements(row.statements);
         Ok(row)
     }
 
     /// Runs a write's statements in one transaction; each returns the row it
-    /// wrote (as JSON) and its key, or nothing if no row matched.
+    /// wrote (rendered as JSON, with its key), or nothing if no row matched.
     /// `origin` names the instance in PostgreSQL change notifications.
     pub async fn write(&self, sql: &WriteSql, origin: &str) -> Result<Vec<Row>, WriteError> {
         match &self.backend {

@@ -9,11 +9,13 @@ use crate::config::Settings;
 use anyhow::Context;
 use brisk_query::Sql;
 use brisk_query::envelope::Row;
+use brisk_query::rows::{self, Cell, EmbedShape, Related, Rows};
 use brisk_query::schema::{Column, ColumnKind, ForeignKey, Resource, ResourceKind};
-use brisk_query::sql::{CollectionSql, SingleSql, WriteSql};
+use brisk_query::sql::{CollectionSql, EmbedQuery, SingleSql, WriteSql};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
@@ -78,51 +80,38 @@ impl PostgresDb {
     pub async fn collection(&self, sql: &CollectionSql) -> Result<CollectionRows, DbError> {
         let client = self.client().await?;
         let started = Instant::now();
-        let rows_statement = prepare(&client, &sql.rows).await?;
-        let rows_params = texts(&sql.rows);
-        let (rows, total) = match &sql.count {
+        let statements = AtomicU64::new(1);
+        let (cells, total) = match &sql.count {
             // Both statements go out on one connection without waiting for
             // each other: one round trip.
             Some(count) => {
-                let count_statement = prepare(&client, count).await?;
-                let count_params = texts(count);
-                let (rows_refs, count_refs) = (refs(&rows_params), refs(&count_params));
-                let (rows, total) = tokio::try_join!(
-                    client.query(&rows_statement, &rows_refs),
-                    client.query_one(&count_statement, &count_refs),
-                )
-                .map_err(classify)?;
-                (
-                    rows,
-                    Some(total.try_get::<_, i64>(0).map_err(classify)? as u64),
-                )
+                statements.fetch_add(1, Ordering::Relaxed);
+                let (cells, total) = tokio::try_join!(fetch(&client, &sql.rows), async {
+                    let statement = prepare(&client, count).await?;
+                    let params = texts(count);
+                    let row = client
+                        .query_one(&statement, &refs(&params))
+                        .await
+                        .map_err(classify)?;
+                    row.try_get::<_, i64>(0).map_err(classify)
+                })?;
+                (cells, Some(total as u64))
             }
-            None => (
-                client
-                    .query(&rows_statement, &refs(&rows_params))
-                    .await
-                    .map_err(classify)?,
-                None,
-            ),
+            None => (fetch(&client, &sql.rows).await?, None),
         };
-        let rows = rows
-            .iter()
-            .map(|r| {
-                Ok(Row {
-                    json: r.try_get(0)?,
-                    keys: r.try_get(1)?,
-                })
-            })
-            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
-            .map_err(classify)?;
-        let parent_missing = match (&sql.parent, rows.is_empty()) {
-            (Some(parent), true) => !exists(&client, parent).await?,
+        let parent_missing = match (&sql.parent, cells.is_empty()) {
+            (Some(parent), true) => {
+                statements.fetch_add(1, Ordering::Relaxed);
+                !exists(&client, parent).await?
+            }
             _ => false,
         };
+        let related = related(&client, &sql.embeds, &sql.shape.embeds, &cells, &statements).await?;
         Ok(CollectionRows {
-            rows,
+            rows: rows::render(&sql.shape, &cells, &related),
             total,
             parent_missing,
+            statements: statements.into_inner(),
             db_time: started.elapsed(),
         })
     }
@@ -130,23 +119,24 @@ impl PostgresDb {
     pub async fn single(&self, sql: &SingleSql) -> Result<SingleRow, DbError> {
         let client = self.client().await?;
         let started = Instant::now();
-        let statement = prepare(&client, &sql.row).await?;
-        let params = texts(&sql.row);
-        let row = client
-            .query_opt(&statement, &refs(&params))
-            .await
-            .map_err(classify)?;
-        let json = row
-            .map(|r| r.try_get::<_, String>(0))
-            .transpose()
-            .map_err(classify)?;
-        let parent_missing = match (&sql.parent, json.is_none()) {
-            (Some(parent), true) => !exists(&client, parent).await?,
+        let statements = AtomicU64::new(1);
+        let cells = fetch(&client, &sql.row).await?;
+        let parent_missing = match (&sql.parent, cells.is_empty()) {
+            (Some(parent), true) => {
+                statements.fetch_add(1, Ordering::Relaxed);
+                !exists(&client, parent).await?
+            }
             _ => false,
         };
+        let related = related(&client, &sql.embeds, &sql.shape.embeds, &cells, &statements).await?;
+        let json = rows::render(&sql.shape, &cells, &related)
+            .into_iter()
+            .next()
+            .map(|r| r.json);
         Ok(SingleRow {
             json,
             parent_missing,
+            statements: statements.into_inner(),
             db_time: started.elapsed(),
         })
     }
@@ -177,14 +167,11 @@ impl PostgresDb {
                 .await
                 .map_err(classify_write)?;
             if let Some(row) = row {
-                rows.push(Row {
-                    json: row.try_get(0).map_err(classify)?,
-                    keys: row.try_get(1).map_err(classify)?,
-                });
+                rows.push(decode(&row).map_err(classify)?);
             }
         }
         transaction.commit().await.map_err(classify_write)?;
-        Ok(rows)
+        Ok(rows::render(&sql.shape, &rows, &[]))
     }
 
     /// A connection of its own, outside the pool (for LISTEN).
@@ -226,6 +213,81 @@ fn texts(sql: &Sql) -> Vec<Option<String>> {
 
 fn refs(params: &[Option<String>]) -> Vec<&(dyn ToSql + Sync)> {
     params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+/// Runs a statement and reads its rows as cells.
+async fn fetch(client: &Object, sql: &Sql) -> Result<Rows, DbError> {
+    let statement = prepare(client, sql).await?;
+    let params = texts(sql);
+    let rows = client
+        .query(&statement, &refs(&params))
+        .await
+        .map_err(classify)?;
+    rows.iter()
+        .map(decode)
+        .collect::<Result<_, _>>()
+        .map_err(classify)
+}
+
+/// A row's cells: numbers and booleans natively; everything else comes as
+/// text (the select list casts what needs it).
+fn decode(row: &tokio_postgres::Row) -> Result<Vec<Cell>, tokio_postgres::Error> {
+    (0..row.len())
+        .map(|i| {
+            let cell = match *row.columns()[i].type_() {
+                Type::INT2 => row
+                    .try_get::<_, Option<i16>>(i)?
+                    .map(|v| Cell::Int(v.into())),
+                Type::INT4 => row
+                    .try_get::<_, Option<i32>>(i)?
+                    .map(|v| Cell::Int(v.into())),
+                Type::INT8 => row.try_get::<_, Option<i64>>(i)?.map(Cell::Int),
+                Type::FLOAT4 => row
+                    .try_get::<_, Option<f32>>(i)?
+                    .map(|v| Cell::Float(v.into())),
+                Type::FLOAT8 => row.try_get::<_, Option<f64>>(i)?.map(Cell::Float),
+                Type::BOOL => row.try_get::<_, Option<bool>>(i)?.map(Cell::Bool),
+                _ => row
+                    .try_get::<_, Option<&str>>(i)?
+                    .map(|v| Cell::Text(v.to_string())),
+            };
+            Ok(cell.unwrap_or(Cell::Null))
+        })
+        .collect()
+}
+
+/// The related rows of every embed, level by level; embeds of one level go
+/// out together on the connection (pipelined).
+fn related<'a>(
+    client: &'a Object,
+    queries: &'a [EmbedQuery],
+    shapes: &'a [EmbedShape],
+    parents: &'a [Vec<Cell>],
+    statements: &'a AtomicU64,
+) -> futures_util::future::BoxFuture<'a, Result<Vec<Related>, DbError>> {
+    Box::pin(async move {
+        let levels = queries.iter().zip(shapes).map(|(query, shape)| async move {
+            let values = rows::join_values(parents, shape.parent_cell);
+            let fetched = if values.is_empty() {
+                Vec::new()
+            } else {
+                statements.fetch_add(1, Ordering::Relaxed);
+                fetch(client, &query.sql(&values)).await?
+            };
+            let mut related_rows = Related::new(fetched, shape.child_cell);
+            let nested = related(
+                client,
+                &query.nested,
+                &shape.shape.embeds,
+                &related_rows.rows,
+                statements,
+            )
+            .await?;
+            related_rows.nested = nested;
+            Ok::<_, DbError>(related_rows)
+        });
+        futures_util::future::try_join_all(levels).await
+    })
 }
 
 async fn exists(client: &Object, sql: &Sql) -> Result<bool, DbError> {

@@ -14,9 +14,11 @@ use anyhow::Context;
 use brisk_query::Sql;
 use brisk_query::SqlValue;
 use brisk_query::envelope::Row;
+use brisk_query::rows::{self, Cell, Rows};
 use brisk_query::schema::{Column, ColumnKind, ForeignKey, Resource, ResourceKind};
 use brisk_query::sql::{CollectionSql, SingleSql, WriteSql};
-use rusqlite::{Connection, OpenFlags, params_from_iter, types::Value};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, OpenFlags, params_from_iter};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -138,36 +140,46 @@ impl SqliteDb {
     pub async fn collection(&self, sql: &CollectionSql) -> Result<CollectionRows, DbError> {
         let sql = sql.clone();
         let started = Instant::now();
-        let (rows, total, parent_missing) = self
+        let (rows, total, parent_missing, statements) = self
             .run(move |c| {
-                let mut statement = c.prepare_cached(&sql.rows.text)?;
-                let rows = statement
-                    .query_map(params(&sql.rows), |r| {
-                        Ok(Row {
-                            json: r.get(0)?,
-                            keys: r.get(1)?,
-                        })
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut statements = 1;
+                let cells = query(c, &sql.rows)?;
                 let total = match &sql.count {
-                    Some(count) => Some(
-                        c.prepare_cached(&count.text)?
-                            .query_row(params(count), |r| r.get::<_, i64>(0))?
-                            as u64,
-                    ),
+                    Some(count) => {
+                        statements += 1;
+                        Some(
+                            c.prepare_cached(&count.text)?
+                                .query_row(params(count), |r| r.get::<_, i64>(0))?
+                                as u64,
+                        )
+                    }
                     None => None,
                 };
-                let parent_missing = match (&sql.parent, rows.is_empty()) {
-                    (Some(parent), true) => !exists(c, parent)?,
+                let parent_missing = match (&sql.parent, cells.is_empty()) {
+                    (Some(parent), true) => {
+                        statements += 1;
+                        !exists(c, parent)?
+                    }
                     _ => false,
                 };
-                Ok((rows, total, parent_missing))
+                let related =
+                    rows::fetch_related(&sql.embeds, &sql.shape.embeds, &cells, &mut |s| {
+                        statements += 1;
+                        query(c, s)
+                    })?;
+                Ok((
+                    rows::render(&sql.shape, &cells, &related),
+                    total,
+                    parent_missing,
+                    statements,
+                ))
             })
             .await?;
         Ok(CollectionRows {
             rows,
             total,
             parent_missing,
+            statements,
             db_time: started.elapsed(),
         })
     }
@@ -175,26 +187,33 @@ impl SqliteDb {
     pub async fn single(&self, sql: &SingleSql) -> Result<SingleRow, DbError> {
         let sql = sql.clone();
         let started = Instant::now();
-        let (json, parent_missing) = self
+        let (json, parent_missing, statements) = self
             .run(move |c| {
-                let json: Option<String> = {
-                    let mut statement = c.prepare_cached(&sql.row.text)?;
-                    let mut rows = statement.query(params(&sql.row))?;
-                    match rows.next()? {
-                        Some(row) => Some(row.get(0)?),
-                        None => None,
+                let mut statements = 1;
+                let cells = query(c, &sql.row)?;
+                let parent_missing = match (&sql.parent, cells.is_empty()) {
+                    (Some(parent), true) => {
+                        statements += 1;
+                        !exists(c, parent)?
                     }
-                };
-                let parent_missing = match (&sql.parent, json.is_none()) {
-                    (Some(parent), true) => !exists(c, parent)?,
                     _ => false,
                 };
-                Ok((json, parent_missing))
+                let related =
+                    rows::fetch_related(&sql.embeds, &sql.shape.embeds, &cells, &mut |s| {
+                        statements += 1;
+                        query(c, s)
+                    })?;
+                let json = rows::render(&sql.shape, &cells, &related)
+                    .into_iter()
+                    .next()
+                    .map(|r| r.json);
+                Ok((json, parent_missing, statements))
             })
             .await?;
         Ok(SingleRow {
             json,
             parent_missing,
+            statements,
             db_time: started.elapsed(),
         })
     }
@@ -221,26 +240,21 @@ impl SqliteDb {
 
     /// Runs a write's statements in one transaction on the writer.
     pub async fn write(&self, sql: &WriteSql) -> Result<Vec<Row>, WriteError> {
-        let statements = sql.statements.clone();
+        let sql = sql.clone();
         self.writer
             .run(move |c| {
                 c.execute_batch("BEGIN IMMEDIATE")?;
                 let written = (|| {
-                    let mut rows = Vec::with_capacity(statements.len());
-                    for sql in &statements {
-                        let mut statement = c.prepare_cached(&sql.text)?;
-                        let mut result = statement.query(params(sql))?;
-                        if let Some(row) = result.next()? {
-                            rows.push(Row {
-                                json: row.get(0)?,
-                                keys: row.get(1)?,
-                            });
-                        }
+                    let mut cells = Vec::with_capacity(sql.statements.len());
+                    for statement in &sql.statements {
+                        cells.extend(query(c, statement)?);
                     }
-                    Ok(rows)
+                    Ok(cells)
                 })();
                 match written {
-                    Ok(rows) => c.execute_batch("COMMIT").map(|()| rows),
+                    Ok(cells) => c
+                        .execute_batch("COMMIT")
+                        .map(|()| rows::render(&sql.shape, &cells, &[])),
                     Err(error) => {
                         let _ = c.execute_batch("ROLLBACK");
                         Err(error)
@@ -299,6 +313,28 @@ fn to_sqlite(value: &SqlValue) -> Value {
         SqlValue::Text(t) => Value::Text(t.clone()),
         SqlValue::Bool(b) => Value::Integer(i64::from(*b)),
     }
+}
+
+/// Runs a statement and reads its rows as cells.
+fn query(c: &Connection, sql: &Sql) -> Result<Rows, rusqlite::Error> {
+    let mut statement = c.prepare_cached(&sql.text)?;
+    let width = statement.column_count();
+    let mut result = statement.query(params(sql))?;
+    let mut rows = Vec::new();
+    while let Some(row) = result.next()? {
+        let mut cells = Vec::with_capacity(width);
+        for i in 0..width {
+            cells.push(match row.get_ref(i)? {
+                ValueRef::Null => Cell::Null,
+                ValueRef::Integer(n) => Cell::Int(n),
+                ValueRef::Real(f) => Cell::Float(f),
+                ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => Cell::Bytes(b.to_vec()),
+            });
+        }
+        rows.push(cells);
+    }
+    Ok(rows)
 }
 
 fn exists(c: &Connection, sql: &Sql) -> Result<bool, rusqlite::Error> {

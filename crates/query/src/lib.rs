@@ -18,6 +18,7 @@ pub mod envelope;
 pub mod error;
 pub mod params;
 pub mod plan;
+pub mod rows;
 pub mod schema;
 pub mod sql;
 pub mod value;

@@ -93,6 +93,10 @@ pub struct Selection {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embed {
     pub relation: Relation,
+    /// The parent's column the relation joins on.
+    pub local: Column,
+    /// The target's column the relation joins on.
+    pub remote: Column,
     /// The target's key, ordering a to-many embed.
     pub order: Vec<Column>,
     pub selection: Selection,
@@ -797,7 +801,13 @@ impl Node {
                 let target = schema
                     .resource(&relation.target)
                     .expect("relation targets exist");
+                let joins = "relations join on columns of their tables";
                 Embed {
+                    local: resource
+                        .column(&relation.local_column)
+                        .expect(joins)
+                        .clone(),
+                    remote: target.column(&relation.remote_column).expect(joins).clone(),
                     order: target.tie_breakers().into_iter().cloned().collect(),
                     selection: node.into_selection(schema, target),
                     relation,

@@ -5,14 +5,15 @@
 //! deterministic: the same plan gives the same text, so the drivers'
 //! prepared-statement caches hit.
 //!
-//! Every row query returns two text columns per row: the row rendered as a
-//! JSON object by the database (embeds included, one statement), and a JSON
-//! array of the row's sort keys, from which cursors are made.
+//! Row queries return plain columns ([`columns`]), which
+//! [`crate::rows`] turns into JSON; embedded relations take one statement per
+//! level, batched by the join values of the level above.
 
-mod json;
+mod columns;
 mod select;
 mod write;
 
+pub use columns::EmbedQuery;
 pub use select::{CollectionSql, SingleSql, render_collection, render_single};
 pub use write::{WriteSql, render_write};
 
@@ -126,12 +127,6 @@ impl Writer {
             }
             None => self.ident(db_type),
         }
-    }
-
-    fn string_literal(&mut self, text: &str) {
-        self.text.push('\'');
-        self.text.push_str(&text.replace('\'', "''"));
-        self.text.push('\'');
     }
 }
 

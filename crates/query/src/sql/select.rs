@@ -5,20 +5,26 @@
 //! ascending and before every value descending (PostgreSQL's default, spelled
 //! out for SQLite).
 
+use super::columns::{self, EmbedQuery};
 use super::{Dialect, Sql, Writer};
 use crate::cursor::Direction;
 use crate::params::Operator;
 use crate::plan::{CollectionPlan, Filter, Locate, OrderKey, Position, Scope, SinglePlan};
+use crate::rows::Shape;
 use crate::schema::Column;
 use crate::value::SqlValue;
 
 /// The statements for a page of rows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CollectionSql {
-    /// Up to `limit + 1` rows of (row JSON, sort keys JSON); the extra row
-    /// only tells that there is more. For a `Before` cursor the rows come
-    /// in reverse and the caller turns them round.
+    /// Up to `limit + 1` rows; the extra row only tells that there is more.
+    /// For a `Before` cursor the rows come in reverse and the caller turns
+    /// them round.
     pub rows: Sql,
+    /// How the rows' cells become JSON.
+    pub shape: Shape,
+    /// The embedded relations, one statement per level.
+    pub embeds: Vec<EmbedQuery>,
     /// `SELECT count(*)` under the same filters, when `count=exact`.
     pub count: Option<Sql>,
     /// For nested routes: one row if the parent exists. Needed only when
@@ -28,23 +34,24 @@ pub struct CollectionSql {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SingleSql {
-    /// Zero or one row of (row JSON).
+    /// Zero or one row.
     pub row: Sql,
+    pub shape: Shape,
+    pub embeds: Vec<EmbedQuery>,
     /// For nested routes: one row if the parent exists.
     pub parent: Option<Sql>,
 }
 
 pub fn render_collection(plan: &CollectionPlan, dialect: Dialect) -> CollectionSql {
     let reverse = matches!(plan.window.position, Position::Cursor(Direction::Before, _));
+    let keys: Vec<&Column> = plan.order.iter().map(|k| &k.column).collect();
+    let (cells, mut shape, parent_cells) = columns::level(&plan.selection, &keys, None);
+    let (embed_shapes, embeds) = columns::embeds(&plan.selection, &parent_cells, dialect);
+    shape.embeds = embed_shapes;
     let mut w = Writer::new(dialect);
     let alias = w.alias();
     w.push("SELECT ");
-    w.row_json(&plan.selection, &alias);
-    w.text_cast();
-    w.push(", ");
-    let keys: Vec<&Column> = plan.order.iter().map(|k| &k.column).collect();
-    w.keys_json(&keys, &alias);
-    w.text_cast();
+    w.select_list(&cells, &alias);
     w.from(&plan.resource, &alias);
     let mut conditions = Conditions::default();
     w.filters(plan, &alias, &mut conditions);
@@ -75,6 +82,8 @@ pub fn render_collection(plan: &CollectionPlan, dialect: Dialect) -> CollectionS
     });
     CollectionSql {
         rows: w.finish(),
+        shape,
+        embeds,
         count,
         parent: plan
             .scope
@@ -84,11 +93,13 @@ pub fn render_collection(plan: &CollectionPlan, dialect: Dialect) -> CollectionS
 }
 
 pub fn render_single(plan: &SinglePlan, dialect: Dialect) -> SingleSql {
+    let (cells, mut shape, parent_cells) = columns::level(&plan.selection, &[], None);
+    let (embed_shapes, embeds) = columns::embeds(&plan.selection, &parent_cells, dialect);
+    shape.embeds = embed_shapes;
     let mut w = Writer::new(dialect);
     let alias = w.alias();
     w.push("SELECT ");
-    w.row_json(&plan.selection, &alias);
-    w.text_cast();
+    w.select_list(&cells, &alias);
     w.from(&plan.resource, &alias);
     w.push(" WHERE ");
     let parent = match &plan.locate {
@@ -105,6 +116,8 @@ pub fn render_single(plan: &SinglePlan, dialect: Dialect) -> SingleSql {
     };
     SingleSql {
         row: w.finish(),
+        shape,
+        embeds,
         parent,
     }
 }
@@ -141,13 +154,6 @@ impl Writer {
         self.ident(table);
         self.push(" ");
         self.push(alias);
-    }
-
-    /// PostgreSQL hands JSON over as text only when asked.
-    pub(super) fn text_cast(&mut self) {
-        if self.dialect == Dialect::Postgres {
-            self.push("::text");
-        }
     }
 
     /// The scope of a nested route and every filter, ANDed.

@@ -1,24 +1,32 @@
 //! The statements of a write, each returning the row as stored (as JSON,
 //! the way a GET renders it) and its key.
 
+use super::columns::{self, Cells};
 use super::{Dialect, Sql, Writer};
 use crate::plan::Selection;
+use crate::rows::Shape;
 use crate::schema::Resource;
 use crate::value::SqlValue;
 use crate::write::{Assignment, WriteAction, WritePlan};
 
 /// One statement per written row, run in one transaction. Each returns at
-/// most one row of (row JSON, key JSON); DELETE returns (key JSON, key JSON).
+/// most one row: the row as stored (every column), or for DELETE its key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteSql {
     pub statements: Vec<Sql>,
+    /// How a returned row becomes JSON; `shape.keys` holds the row's key.
+    pub shape: Shape,
 }
 
 pub fn render_write(plan: &WritePlan, resource: &Resource, dialect: Dialect) -> WriteSql {
-    let all = Selection {
-        columns: resource.columns.clone(),
+    let returned = Selection {
+        columns: match plan.action {
+            WriteAction::Delete { .. } => vec![plan.key.clone()],
+            _ => resource.columns.clone(),
+        },
         embeds: Vec::new(),
     };
+    let (cells, shape, _) = columns::level(&returned, &[&plan.key], None);
     let statements = match &plan.action {
         WriteAction::Insert { rows, .. } => rows
             .iter()
@@ -45,7 +53,7 @@ pub fn render_write(plan: &WritePlan, resource: &Resource, dialect: Dialect) -> 
                     }
                     w.push(")");
                 }
-                w.returning(plan, &all);
+                w.returning(plan, &cells);
                 w.finish()
             })
             .collect(),
@@ -63,7 +71,7 @@ pub fn render_write(plan: &WritePlan, resource: &Resource, dialect: Dialect) -> 
                 w.assigned(a);
             }
             w.where_key(plan, key);
-            w.returning(plan, &all);
+            w.returning(plan, &cells);
             vec![w.finish()]
         }
         WriteAction::Delete { key } => {
@@ -71,17 +79,11 @@ pub fn render_write(plan: &WritePlan, resource: &Resource, dialect: Dialect) -> 
             w.push("DELETE FROM ");
             w.ident(&plan.resource);
             w.where_key(plan, key);
-            let table = quoted(&plan.resource);
-            w.push(" RETURNING ");
-            w.keys_json(&[&plan.key], &table);
-            w.text_cast();
-            w.push(", ");
-            w.keys_json(&[&plan.key], &table);
-            w.text_cast();
+            w.returning(plan, &cells);
             vec![w.finish()]
         }
     };
-    WriteSql { statements }
+    WriteSql { statements, shape }
 }
 
 /// `"table"`, as the alias of RETURNING expressions.
@@ -105,14 +107,9 @@ impl Writer {
         self.value(key.clone(), &plan.key);
     }
 
-    fn returning(&mut self, plan: &WritePlan, all: &Selection) {
-        let table = quoted(&plan.resource);
+    fn returning(&mut self, plan: &WritePlan, cells: &Cells) {
         self.push(" RETURNING ");
-        self.row_json(all, &table);
-        self.text_cast();
-        self.push(", ");
-        self.keys_json(&[&plan.key], &table);
-        self.text_cast();
+        self.select_list(cells, &quoted(&plan.resource));
     }
 }
 
@@ -147,7 +144,7 @@ mod tests {
     fn writes_return_the_row_as_stored() {
         let insert = r#"{"user_id":3,"status":"paid","total":"12.50","created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}"#;
         expect_test::expect![[r#"
-            INSERT INTO "orders" ("user_id", "status", "total", "created_at", "updated_at") VALUES (?1, ?2, ?3, ?4, ?5) RETURNING json_object('id', "orders"."id", 'user_id', "orders"."user_id", 'status', "orders"."status", 'total', "orders"."total", 'created_at', "orders"."created_at", 'updated_at', "orders"."updated_at"), json_array("orders"."id")
+            INSERT INTO "orders" ("user_id", "status", "total", "created_at", "updated_at") VALUES (?1, ?2, ?3, ?4, ?5) RETURNING "orders"."id", "orders"."user_id", "orders"."status", "orders"."total", "orders"."created_at", "orders"."updated_at"
               -- [Integer(3), Text("paid"), Decimal("12.50"), Text("2024-01-01T00:00:00Z"), Text("2024-01-01T00:00:00Z")]"#]].assert_eq(&render(
             WriteMethod::Post,
             None,
@@ -155,7 +152,7 @@ mod tests {
             Dialect::Sqlite,
         ));
         expect_test::expect![[r#"
-            INSERT INTO "orders" ("user_id", "status", "total", "created_at", "updated_at") VALUES ($1::"pg_catalog"."int4", $2::"pg_catalog"."text", $3::"pg_catalog"."numeric", $4::"pg_catalog"."timestamptz", $5::"pg_catalog"."timestamptz") RETURNING json_build_object('id', "orders"."id", 'user_id', "orders"."user_id", 'status', "orders"."status", 'total', "orders"."total", 'created_at', "orders"."created_at", 'updated_at', "orders"."updated_at")::text, json_build_array("orders"."id")::text
+            INSERT INTO "orders" ("user_id", "status", "total", "created_at", "updated_at") VALUES ($1::"pg_catalog"."int4", $2::"pg_catalog"."text", $3::"pg_catalog"."numeric", $4::"pg_catalog"."timestamptz", $5::"pg_catalog"."timestamptz") RETURNING "orders"."id", "orders"."user_id", "orders"."status", "orders"."total"::text, to_json("orders"."created_at")#>>'{}', to_json("orders"."updated_at")#>>'{}'
               -- [Integer(3), Text("paid"), Decimal("12.50"), Text("2024-01-01T00:00:00Z"), Text("2024-01-01T00:00:00Z")]"#]].assert_eq(&render(
             WriteMethod::Post,
             None,
@@ -163,7 +160,7 @@ mod tests {
             Dialect::Postgres,
         ));
         expect_test::expect![[r#"
-            UPDATE "orders" SET "status" = $1::"pg_catalog"."text" WHERE "orders"."id" = $2::"pg_catalog"."int4" RETURNING json_build_object('id', "orders"."id", 'user_id', "orders"."user_id", 'status', "orders"."status", 'total', "orders"."total", 'created_at', "orders"."created_at", 'updated_at', "orders"."updated_at")::text, json_build_array("orders"."id")::text
+            UPDATE "orders" SET "status" = $1::"pg_catalog"."text" WHERE "orders"."id" = $2::"pg_catalog"."int4" RETURNING "orders"."id", "orders"."user_id", "orders"."status", "orders"."total"::text, to_json("orders"."created_at")#>>'{}', to_json("orders"."updated_at")#>>'{}'
               -- [Text("shipped"), Integer(9)]"#]].assert_eq(&render(
             WriteMethod::Patch,
             Some("9"),
@@ -171,12 +168,8 @@ mod tests {
             Dialect::Postgres,
         ));
         expect_test::expect![[r#"
-            DELETE FROM "orders" WHERE "orders"."id" = ?1 RETURNING json_array("orders"."id"), json_array("orders"."id")
-              -- [Integer(9)]"#]].assert_eq(&render(
-            WriteMethod::Delete,
-            Some("9"),
-            "",
-            Dialect::Sqlite,
-        ));
+            DELETE FROM "orders" WHERE "orders"."id" = ?1 RETURNING "orders"."id"
+              -- [Integer(9)]"#]]
+        .assert_eq(&render(WriteMethod::Delete, Some("9"), "", Dialect::Sqlite));
     }
 }

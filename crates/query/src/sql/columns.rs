@@ -1,0 +1,229 @@
+//! Select lists: which columns a query returns, how each is read on each
+//! database, and the [`Shape`] that turns the returned cells into JSON.
+//! Embedded relations are fetched by one query per level, batched by the
+//! join values of the level above.
+
+use super::{Dialect, Sql, Writer};
+use crate::plan::{Embed, Selection};
+use crate::rows::{Cell, EmbedShape, Field, Shape};
+use crate::schema::{Cardinality, Column, ColumnKind};
+use crate::value::SqlValue;
+
+/// The columns one query level returns, in cell order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Cells {
+    pub columns: Vec<Column>,
+}
+
+impl Cells {
+    /// The position of `column`, added if new.
+    fn cell(&mut self, column: &Column) -> usize {
+        match self.columns.iter().position(|c| c.name == column.name) {
+            Some(i) => i,
+            None => {
+                self.columns.push(column.clone());
+                self.columns.len() - 1
+            }
+        }
+    }
+}
+
+/// The statement of one embed level, waiting for the join values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedQuery {
+    /// Fixed text with one parameter (the join values), so it is prepared once.
+    text: String,
+    dialect: Dialect,
+    /// The next level down, one per embed of this level's shape.
+    pub nested: Vec<EmbedQuery>,
+}
+
+impl EmbedQuery {
+    /// The statement text (its one parameter is the list of join values).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The statement for these join values (distinct, not null).
+    pub fn sql(&self, values: &[Cell]) -> Sql {
+        let list = match self.dialect {
+            // json_each(?1) over a JSON array
+            Dialect::Sqlite => {
+                let mut out = Vec::with_capacity(values.len() * 8 + 2);
+                out.push(b'[');
+                for (i, value) in values.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    let kind = if matches!(value, Cell::Int(_) | Cell::Float(_)) {
+                        ColumnKind::Integer
+                    } else {
+                        ColumnKind::Text
+                    };
+                    value.write_json(kind, &mut out);
+                }
+                out.push(b']');
+                String::from_utf8(out).expect("JSON is UTF-8")
+            }
+            // = ANY($1::type[]) over an array literal
+            Dialect::Postgres => {
+                let items: Vec<String> = values
+                    .iter()
+                    .filter_map(Cell::key_text)
+                    .map(|v| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+                    .collect();
+                format!("{{{}}}", items.join(","))
+            }
+        };
+        Sql {
+            text: self.text.clone(),
+            params: vec![SqlValue::Text(list)],
+        }
+    }
+}
+
+impl Writer {
+    /// Writes the select list of `cells` for the row at `alias`.
+    pub(super) fn select_list(&mut self, cells: &Cells, alias: &str) {
+        for (i, column) in cells.columns.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.select_column(column, alias);
+        }
+    }
+
+    /// A column as the driver reads it: natively where its type maps to a
+    /// cell, else as text PostgreSQL renders (exact numerics, JSON, UUIDs,
+    /// timestamps as JSON spells them).
+    fn select_column(&mut self, column: &Column, alias: &str) {
+        match (self.dialect, column.kind) {
+            (Dialect::Sqlite, _)
+            | (
+                Dialect::Postgres,
+                ColumnKind::Integer | ColumnKind::Real | ColumnKind::Boolean | ColumnKind::Text,
+            ) => self.column(alias, &column.name),
+            (Dialect::Postgres, ColumnKind::Timestamp | ColumnKind::Date) => {
+                self.push("to_json(");
+                self.column(alias, &column.name);
+                self.push(")#>>'{}'");
+            }
+            (Dialect::Postgres, ColumnKind::Blob) => {
+                self.push("encode(");
+                self.column(alias, &column.name);
+                self.push(", 'hex')");
+            }
+            (
+                Dialect::Postgres,
+                ColumnKind::Numeric | ColumnKind::Json | ColumnKind::Uuid | ColumnKind::Other,
+            ) => {
+                self.column(alias, &column.name);
+                self.push("::text");
+            }
+        }
+    }
+}
+
+/// The cells and shape of a level: the selected fields, the sort keys, and
+/// the join column of each embed.
+pub(super) fn level(
+    selection: &Selection,
+    keys: &[&Column],
+    extra: Option<&Column>,
+) -> (Cells, Shape, Vec<usize>) {
+    let mut cells = Cells::default();
+    let fields = selection
+        .columns
+        .iter()
+        .map(|c| Field {
+            name: c.name.clone(),
+            kind: c.kind,
+            cell: cells.cell(c),
+        })
+        .collect();
+    let keys = keys.iter().map(|c| (cells.cell(c), c.kind)).collect();
+    let parent_cells: Vec<usize> = selection
+        .embeds
+        .iter()
+        .map(|e| cells.cell(&e.local))
+        .collect();
+    let extra_cell = extra.map(|c| cells.cell(c));
+    let shape = Shape {
+        fields,
+        keys,
+        embeds: Vec::new(),
+    };
+    (
+        cells,
+        shape,
+        parent_cells.into_iter().chain(extra_cell).collect(),
+    )
+}
+
+/// The shapes and statements of a selection's embeds, level by level.
+pub(super) fn embeds(
+    selection: &Selection,
+    parent_cells: &[usize],
+    dialect: Dialect,
+) -> (Vec<EmbedShape>, Vec<EmbedQuery>) {
+    selection
+        .embeds
+        .iter()
+        .zip(parent_cells)
+        .map(|(embed, &parent_cell)| embed_level(embed, parent_cell, dialect))
+        .unzip()
+}
+
+fn embed_level(embed: &Embed, parent_cell: usize, dialect: Dialect) -> (EmbedShape, EmbedQuery) {
+    let keys: Vec<&Column> = embed.order.iter().collect();
+    let (cells, mut shape, child_cells) = level(&embed.selection, &[], Some(&embed.remote));
+    let child_cell = *child_cells.last().expect("the join column was added last");
+    let (nested_shapes, nested) = embeds(
+        &embed.selection,
+        &child_cells[..child_cells.len() - 1],
+        dialect,
+    );
+    shape.embeds = nested_shapes;
+    let mut w = Writer::new(dialect);
+    let alias = w.alias();
+    w.push("SELECT ");
+    w.select_list(&cells, &alias);
+    w.push(" FROM ");
+    w.ident(&embed.relation.target);
+    w.push(" ");
+    w.push(&alias);
+    w.push(" WHERE ");
+    w.column(&alias, &embed.remote.name);
+    match dialect {
+        Dialect::Sqlite => w.push(" IN (SELECT value FROM json_each(?1))"),
+        Dialect::Postgres => {
+            w.push(" = ANY($1::");
+            w.type_name(&embed.remote.db_type);
+            w.push("[])");
+        }
+    }
+    // Rows are grouped by join value in the order they come, so ordering by
+    // the key orders every group; a to-one group has one row.
+    if embed.relation.cardinality == Cardinality::ToMany {
+        w.push(" ORDER BY ");
+        for (i, key) in keys.iter().enumerate() {
+            if i > 0 {
+                w.push(", ");
+            }
+            w.column(&alias, &key.name);
+        }
+    }
+    let shape = EmbedShape {
+        name: embed.relation.name.clone(),
+        cardinality: embed.relation.cardinality,
+        parent_cell,
+        child_cell,
+        shape,
+    };
+    let query = EmbedQuery {
+        text: w.finish().text,
+        dialect,
+        nested,
+    };
+    (shape, query)
+}
