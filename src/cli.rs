@@ -11,10 +11,20 @@ use std::path::{Path, PathBuf};
 
 /// brisk serves a SQLite file or a PostgreSQL database as a fast, versioned
 /// REST API: pagination, sparse fields, filters, sorting and embedded
-/// relations under /v1/{table}, with problem+json errors and an OpenAPI
-/// document at /v1/openapi.json.
+/// relations under /v1/{table}; answers cached and compressed, with ETags;
+/// validated writes that invalidate exactly what they change; problem+json
+/// errors; an OpenAPI document at /v1/openapi.json.
 #[derive(Debug, Parser)]
-#[command(name = "brisk", version, about, long_about = None)]
+#[command(
+    name = "brisk",
+    version,
+    after_help = "Examples:\n  \
+      brisk demo                                  # the demo shop on http://127.0.0.1:8080\n  \
+      brisk serve --db shop.db --listen 0.0.0.0:8080\n  \
+      BRISK_WRITES=true brisk serve --db postgres://app@db/shop\n  \
+      brisk load-demo --db postgres://app@db/shop --scale 1\n\n\
+      Configuration: ./brisk.toml, or BRISK_* variables (docs/configuration.md)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -231,7 +241,12 @@ async fn serve(settings: Settings, what: Option<&str>) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let resources: Vec<&str> = app.state.schema.resource_names().collect();
     tracing::info!(database = %settings.database, resources = resources.len(), "serving on http://{address}");
-    let example = resources.first().copied().unwrap_or("users");
+    let example = resources
+        .iter()
+        .copied()
+        .find(|r| *r == "users")
+        .or(resources.first().copied())
+        .unwrap_or("users");
     eprintln!(
         "brisk is serving {} ({}) at http://{address}\n  resources: {}\n  try: curl 'http://{address}/v1/{example}?limit=3'\n  the API document: curl http://{address}/v1/openapi.json",
         what.unwrap_or("the database"),
