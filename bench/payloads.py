@@ -11,8 +11,8 @@ target/bench/shop.db on a free port (pinned to CPU 0), then:
    (default 150; brisk's `compression.recompress_after_hits` is 100), one
    request at a time, and records after each request the ETag's suffix and
    the body size; then waits up to 60 s for the ETag to end in `-br11`, and
-   prints a markdown summary: the first request, its ETag suffix and size,
-   the request after which the suffix changed, and the final size.
+   prints a markdown summary: the first and the 100th request, every request
+   whose ETag suffix or size differs from the one before, and the last.
 
     python3 bench/payloads.py --source /tmp/brisk-snap
     python3 bench/payloads.py --source /tmp/brisk-snap --check-recompress
@@ -62,20 +62,23 @@ def main() -> int:
         if args.check_recompress:
             path = "/v1/products?limit=1000"
             seen = []
+            t0 = time.monotonic()
             for i in range(1, args.requests + 1):
                 status, headers, body = load.fetch(server.base + path, "br")
-                seen.append((i, status, headers.get("content-encoding"), suffix(headers.get("etag")), len(body)))
+                seen.append((i, status, headers.get("content-encoding"), suffix(headers.get("etag")), len(body), time.monotonic() - t0))
             deadline = time.monotonic() + 60
             while seen[-1][3] != "br11" and time.monotonic() < deadline:
                 time.sleep(0.5)
                 status, headers, body = load.fetch(server.base + path, "br")
-                seen.append((len(seen) + 1, status, headers.get("content-encoding"), suffix(headers.get("etag")), len(body)))
+                seen.append((len(seen) + 1, status, headers.get("content-encoding"), suffix(headers.get("etag")), len(body), time.monotonic() - t0))
             changes = [seen[0]] + [s for prev, s in zip(seen, seen[1:]) if (s[3], s[4]) != (prev[3], prev[4])]
             print(f"commit {load.git_commit()}; Q7 `{path}` with `Accept-Encoding: br`, {len(seen)} requests in sequence\n")
-            print("| request | status | Content-Encoding | ETag suffix | body bytes |")
-            print("|---:|---:|---|---|---:|")
-            for s in changes + ([seen[-1]] if seen[-1] not in changes else []):
-                print(f"| {s[0]} | {s[1]} | {s[2]} | {s[3]} | {s[4]:,} |")
+            print("| request | s since the first | status | Content-Encoding | ETag suffix | body bytes |")
+            print("|---:|---:|---:|---|---|---:|")
+            rows = [seen[0]] + ([seen[99]] if len(seen) > 99 else []) + changes[1:]
+            rows += [seen[-1]] if seen[-1] not in rows else []
+            for s in sorted(set(rows)):
+                print(f"| {s[0]} | {s[5]:.2f} | {s[1]} | {s[2]} | {s[3]} | {s[4]:,} |")
     finally:
         load.stop_server(server)
     return 0

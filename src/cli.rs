@@ -173,8 +173,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     "install-triggers is for PostgreSQL; brisk notices SQLite writes by other programs without triggers"
                 );
             };
-            let database = Database::connect(&settings).await?;
-            let schema = load_schema(&database, &settings).await?;
+            let schema = live_schema(&settings).await?;
             let tables: Vec<String> = schema
                 .resources()
                 .filter(|r| r.kind == brisk_query::schema::ResourceKind::Table)
@@ -205,13 +204,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     database: db,
                 },
             )?;
-            let database = Database::connect(&settings).await?;
-            let schema = load_schema(&database, &settings).await?;
+            let schema = live_schema(&settings).await?;
             let document = openapi::document(&schema, &settings.limits);
             println!("{}", serde_json::to_string_pretty(&document)?);
             Ok(())
         }
     }
+}
+
+/// The schema brisk would serve from the configured database.
+async fn live_schema(settings: &Settings) -> anyhow::Result<brisk_query::Schema> {
+    let database = Database::connect(settings).await?;
+    load_schema(&database, settings).await
 }
 
 fn check_scale(scale: f64) -> anyhow::Result<()> {

@@ -92,7 +92,7 @@ pub async fn execute(state: &AppState, read: &PlannedRead) -> Result<Answer, Api
     match &read.plan {
         ReadPlan::Collection(collection) => {
             let sql = render_collection(collection, state.db.dialect());
-            let fetched = state.db.collection(&sql).await?;
+            let fetched = state.db.read(&sql).await?;
             if fetched.parent_missing {
                 return Err(parent_not_found(read));
             }
@@ -112,11 +112,12 @@ pub async fn execute(state: &AppState, read: &PlannedRead) -> Result<Answer, Api
         }
         ReadPlan::Single(single) => {
             let sql = render_single(single, state.db.dialect());
-            let fetched = state.db.single(&sql).await?;
+            let fetched = state.db.read(&sql).await?;
+            let json = fetched.rows.into_iter().next().map(|row| row.json);
             if fetched.parent_missing {
                 return Err(parent_not_found(read));
             }
-            if let (None, Locate::Key { column, .. }) = (&fetched.json, &single.locate) {
+            if let (None, Locate::Key { column, .. }) = (&json, &single.locate) {
                 return Err(ApiError::new(
                     Problem::RowNotFound,
                     format!(
@@ -128,7 +129,7 @@ pub async fn execute(state: &AppState, read: &PlannedRead) -> Result<Answer, Api
                 ));
             }
             Ok(Answer {
-                body: Bytes::from(envelope::single(fetched.json.as_deref())),
+                body: Bytes::from(envelope::single(json.as_deref())),
                 link: None,
                 db_time: fetched.db_time,
             })

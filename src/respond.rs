@@ -60,21 +60,9 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
     if state.cache_enabled
         && !bypass
         && let Some(entry) = state.cache.by_alias(request.path_and_query)
+        && let Some(response) = serve_current(state, &entry, &request, accept, started).await
     {
-        {
-            match state.freshness(&entry, started) {
-                Freshness::Fresh => {
-                    return serve_entry(state, &entry, &request, accept, Source::Hit, started)
-                        .await;
-                }
-                Freshness::Stale => {
-                    refresh_in_background(state, &entry, &request);
-                    return serve_entry(state, &entry, &request, accept, Source::Stale, started)
-                        .await;
-                }
-                Freshness::Expired => {}
-            }
-        }
+        return response;
     }
     let planned = match read::plan(state, request.path, request.query) {
         Ok(planned) => planned,
@@ -120,18 +108,9 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
     let key = format!("={}", planned.canonical);
     loop {
         match state.cache.get_or_guard(&key).await {
-            Ok(entry) => match state.freshness(&entry, Instant::now()) {
-                Freshness::Fresh => {
-                    state.cache.alias(request.path_and_query, &entry);
-                    return serve_entry(state, &entry, &request, accept, Source::Hit, started)
-                        .await;
-                }
-                Freshness::Stale => {
-                    refresh_in_background(state, &entry, &request);
-                    return serve_entry(state, &entry, &request, accept, Source::Stale, started)
-                        .await;
-                }
-                Freshness::Expired => state.cache.remove(&entry),
+            Ok(entry) => match serve_current(state, &entry, &request, accept, started).await {
+                Some(response) => return response,
+                None => state.cache.remove(&entry),
             },
             Err(guard) => {
                 let versions = state.versions.snapshot(&planned.dependencies());
@@ -210,6 +189,28 @@ fn share_entry(state: &Arc<AppState>, planned: &PlannedRead, entry: &Arc<Entry>)
             cluster.put_entry(&canonical, bytes, ttl).await;
         }
     });
+}
+
+/// Serves an entry that is still current: fresh, or stale within
+/// stale-while-revalidate (then refreshed once in the background). `None`
+/// when it has expired.
+async fn serve_current(
+    state: &Arc<AppState>,
+    entry: &Arc<Entry>,
+    request: &ReadRequest<'_>,
+    accept: Option<AcceptEncoding>,
+    started: Instant,
+) -> Option<Response<Body>> {
+    let source = match state.freshness(entry, Instant::now()) {
+        Freshness::Fresh => Source::Hit,
+        Freshness::Stale => {
+            refresh_in_background(state, entry, request);
+            Source::Stale
+        }
+        Freshness::Expired => return None,
+    };
+    state.cache.alias(request.path_and_query, entry);
+    Some(serve_entry(state, entry, request, accept, source, started).await)
 }
 
 fn make_entry(

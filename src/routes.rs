@@ -9,7 +9,7 @@ use crate::respond;
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use brisk_query::ErrorKind;
@@ -27,12 +27,12 @@ type Shared = State<Arc<AppState>>;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/openapi.json", get(openapi))
-        .route("/v1/{resource}", get(collection).post(create))
+        .route("/v1/{resource}", get(read).post(write))
         .route(
             "/v1/{resource}/{id}",
-            get(row).patch(update).put(replace).delete(remove),
+            get(read).patch(write).put(write).delete(write),
         )
-        .route("/v1/{resource}/{id}/{relation}", get(related))
+        .route("/v1/{resource}/{id}/{relation}", get(read))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
@@ -90,66 +90,26 @@ impl tower::Service<Request> for CacheFirst {
     }
 }
 
-async fn collection(
-    State(state): Shared,
-    path: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    match path {
-        Ok(Path(resource)) => {
-            let path = ReadPath {
-                resource: &resource,
-                id: None,
-                relation: None,
-            };
-            read(&state, request, path).await
-        }
-        Err(rejection) => bad_path(rejection),
-    }
-}
+/// Path segments after `/v1`: resource, and maybe id and relation.
+type Segments = Result<Path<Vec<String>>, PathRejection>;
 
-async fn row(
-    State(state): Shared,
-    path: Result<Path<(String, String)>, PathRejection>,
-    request: Request,
-) -> Response {
-    match path {
-        Ok(Path((resource, id))) => {
-            let path = ReadPath {
-                resource: &resource,
-                id: Some(&id),
-                relation: None,
-            };
-            read(&state, request, path).await
-        }
-        Err(rejection) => bad_path(rejection),
-    }
-}
-
-async fn related(
-    State(state): Shared,
-    path: Result<Path<(String, String, String)>, PathRejection>,
-    request: Request,
-) -> Response {
-    match path {
-        Ok(Path((resource, id, relation))) => {
-            let path = ReadPath {
-                resource: &resource,
-                id: Some(&id),
-                relation: Some(&relation),
-            };
-            read(&state, request, path).await
-        }
-        Err(rejection) => bad_path(rejection),
-    }
-}
-
-async fn read(state: &Arc<AppState>, request: Request, path: ReadPath<'_>) -> Response {
+/// GET and HEAD on every `/v1/...` route (answered here when the cache's
+/// fast path did not).
+async fn read(State(state): Shared, path: Segments, request: Request) -> Response {
+    let segments = match path {
+        Ok(Path(segments)) => segments,
+        Err(rejection) => return bad_path(rejection),
+    };
+    let path = ReadPath {
+        resource: &segments[0],
+        id: segments.get(1).map(String::as_str),
+        relation: segments.get(2).map(String::as_str),
+    };
     // Parts, unlike the body, may be shared across the awaits below.
     let (request, _body) = request.into_parts();
     let uri = &request.uri;
     respond::get(
-        state,
+        &state,
         respond::ReadRequest {
             path,
             path_and_query: uri.path_and_query().map_or(uri.path(), |pq| pq.as_str()),
@@ -160,64 +120,20 @@ async fn read(state: &Arc<AppState>, request: Request, path: ReadPath<'_>) -> Re
     .await
 }
 
-async fn create(
-    State(state): Shared,
-    path: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    match path {
-        Ok(Path(resource)) => write(&state, request, WriteMethod::Post, &resource, None).await,
-        Err(rejection) => bad_path(rejection),
-    }
-}
-
-async fn update(
-    State(state): Shared,
-    path: Result<Path<(String, String)>, PathRejection>,
-    request: Request,
-) -> Response {
-    match path {
-        Ok(Path((resource, id))) => {
-            write(&state, request, WriteMethod::Patch, &resource, Some(&id)).await
-        }
-        Err(rejection) => bad_path(rejection),
-    }
-}
-
-async fn replace(
-    State(state): Shared,
-    path: Result<Path<(String, String)>, PathRejection>,
-    request: Request,
-) -> Response {
-    match path {
-        Ok(Path((resource, id))) => {
-            write(&state, request, WriteMethod::Put, &resource, Some(&id)).await
-        }
-        Err(rejection) => bad_path(rejection),
-    }
-}
-
-async fn remove(
-    State(state): Shared,
-    path: Result<Path<(String, String)>, PathRejection>,
-    request: Request,
-) -> Response {
-    match path {
-        Ok(Path((resource, id))) => {
-            write(&state, request, WriteMethod::Delete, &resource, Some(&id)).await
-        }
-        Err(rejection) => bad_path(rejection),
-    }
-}
-
-/// Reads the body (up to `limits.max_body_bytes`) and runs the write.
-async fn write(
-    state: &Arc<AppState>,
-    request: Request,
-    method: WriteMethod,
-    resource: &str,
-    id: Option<&str>,
-) -> Response {
+/// POST, PATCH, PUT and DELETE: reads the body (up to
+/// `limits.max_body_bytes`) and runs the write.
+async fn write(State(state): Shared, path: Segments, request: Request) -> Response {
+    let segments = match path {
+        Ok(Path(segments)) => segments,
+        Err(rejection) => return bad_path(rejection),
+    };
+    let method = match *request.method() {
+        Method::POST => WriteMethod::Post,
+        Method::PATCH => WriteMethod::Patch,
+        Method::PUT => WriteMethod::Put,
+        _ => WriteMethod::Delete,
+    };
+    let (resource, id) = (&segments[0], segments.get(1).map(String::as_str));
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, state.max_body_bytes).await {
         Ok(body) => body,
@@ -239,7 +155,7 @@ async fn write(
         headers: &parts.headers,
         body,
     };
-    crate::write::run(state, call).await
+    crate::write::run(&state, call).await
 }
 
 fn bad_path(rejection: PathRejection) -> Response {

@@ -151,16 +151,8 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
             return Ok(response);
         }
         WriteAction::Insert { many: true, .. } => {
-            let mut body =
-                Vec::with_capacity(rows.iter().map(|r| r.json.len() + 1).sum::<usize>() + 16);
-            body.extend_from_slice(b"{\"data\":[");
-            for (i, row) in rows.iter().enumerate() {
-                if i > 0 {
-                    body.push(b',');
-                }
-                body.extend_from_slice(row.json.as_bytes());
-            }
-            body.extend_from_slice(b"]}");
+            let json: Vec<&str> = rows.iter().map(|row| row.json.as_str()).collect();
+            let body = brisk_query::envelope::many(&json);
             let mut response = Response::new(Body::from(body));
             *response.status_mut() = StatusCode::CREATED;
             response

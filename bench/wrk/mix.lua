@@ -13,7 +13,7 @@
 
 local n, s, share = 5000, 1.1, 0.05
 local cdf_ids, cdf_pages = {}, {}
-local counts = {}
+counts = {}  -- global: done() reads it with thread:get
 local threads = {}
 local counter = 0
 

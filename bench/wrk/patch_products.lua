@@ -6,7 +6,7 @@
 -- Counts answers by status; done() prints them ("status 200: N").
 
 local low, high, counter = 1, 5000, 0
-local statuses = {}
+statuses = {}  -- global: done() reads it with thread:get
 local threads = {}
 
 function setup(thread)

@@ -5,8 +5,9 @@
 --
 -- Counts answers by status; done() prints them ("status 201: N").
 
-local counter, tag, id = 0, "run", 0
-local statuses = {}
+local counter, tag = 0, "run"
+id = id or 0
+statuses = {}  -- global: done() reads it with thread:get
 local threads = {}
 
 function setup(thread)

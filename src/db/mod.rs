@@ -9,7 +9,7 @@ use crate::config::{DatabaseUrl, Settings};
 use brisk_query::Dialect;
 use brisk_query::envelope::Row;
 use brisk_query::schema::{ForeignKey, Resource};
-use brisk_query::sql::{CollectionSql, SingleSql, WriteSql};
+use brisk_query::sql::{ReadSql, WriteSql};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -36,24 +36,14 @@ pub struct Introspection {
     pub foreign_keys: Vec<ForeignKey>,
 }
 
-/// The rows of a page, and what else the request asked for.
+/// The rows of a read, rendered, and what else the request asked for.
 #[derive(Debug)]
-pub struct CollectionRows {
+pub struct ReadRows {
     pub rows: Vec<Row>,
     pub total: Option<u64>,
     /// A nested route whose parent row does not exist.
     pub parent_missing: bool,
-    /// Statements run: the page, the count, the parent check, one per embed level.
-    pub statements: u64,
-    pub db_time: Duration,
-}
-
-#[derive(Debug)]
-pub struct SingleRow {
-    /// The row as a JSON object, if there is one.
-    pub json: Option<String>,
-    /// A nested route whose parent row does not exist.
-    pub parent_missing: bool,
+    /// Statements run: the rows, the count, the parent check, one per embed level.
     pub statements: u64,
     pub db_time: Duration,
 }
@@ -146,24 +136,16 @@ impl Database {
         }
     }
 
-    /// Runs a page query (and its count, the parent check when the page is
-    /// empty, and one statement per embed level), and renders the rows.
-    pub async fn collection(&self, sql: &CollectionSql) -> Result<CollectionRows, DbError> {
+    /// Runs a read: the rows, the count if asked, the parent check when
+    /// there are no rows, one statement per embed level; renders the rows.
+    pub async fn read(&self, sql: &ReadSql) -> Result<ReadRows, DbError> {
         let rows = match &self.backend {
-            Backend::Sqlite(db) => db.collection(sql).await,
-            Backend::Postgres(db) => db.collection(sql).await,
+            Backend::Sqlite(db) => db.read(sql).await,
+            Backend::Postgres(db) => db.read(sql).await,
         }?;
-        self.count_statements(rows.statements);
+        self.statements
+            .fetch_add(rows.statements, Ordering::Relaxed);
         Ok(rows)
-    }
-
-    pub async fn single(&self, sql: &SingleSql) -> Result<SingleRow, DbError> {
-        let row = match &self.backend {
-            Backend::Sqlite(db) => db.single(sql).await,
-            Backend::Postgres(db) => db.single(sql).await,
-        }?;
-        self.count_statements(row.statements);
-        Ok(row)
     }
 
     /// Runs a write's statements in one transaction; each returns the row it
@@ -204,9 +186,5 @@ impl Database {
     /// Read statements run so far (tests count them: a cache hit runs none).
     pub fn statements_run(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
-    }
-
-    fn count_statements(&self, n: u64) {
-        self.statements.fetch_add(n, Ordering::Relaxed);
     }
 }

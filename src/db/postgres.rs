@@ -2,16 +2,14 @@
 //! once per connection. Every parameter is sent as text and cast by the SQL
 //! to its column's type, so one binding path serves every column type.
 
-use super::{
-    CollectionRows, Constraint, ConstraintKind, DbError, Introspection, SingleRow, WriteError,
-};
+use super::{Constraint, ConstraintKind, DbError, Introspection, ReadRows, WriteError};
 use crate::config::Settings;
 use anyhow::Context;
 use brisk_query::Sql;
 use brisk_query::envelope::Row;
 use brisk_query::rows::{self, Cell, EmbedShape, Related, Rows};
 use brisk_query::schema::{Column, ColumnKind, ForeignKey, Resource, ResourceKind};
-use brisk_query::sql::{CollectionSql, EmbedQuery, SingleSql, WriteSql};
+use brisk_query::sql::{EmbedQuery, ReadSql, WriteSql};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -77,7 +75,7 @@ impl PostgresDb {
         Ok(client)
     }
 
-    pub async fn collection(&self, sql: &CollectionSql) -> Result<CollectionRows, DbError> {
+    pub async fn read(&self, sql: &ReadSql) -> Result<ReadRows, DbError> {
         let client = self.client().await?;
         let started = Instant::now();
         let statements = AtomicU64::new(1);
@@ -107,34 +105,9 @@ impl PostgresDb {
             _ => false,
         };
         let related = related(&client, &sql.embeds, &sql.shape.embeds, &cells, &statements).await?;
-        Ok(CollectionRows {
+        Ok(ReadRows {
             rows: rows::render(&sql.shape, &cells, &related),
             total,
-            parent_missing,
-            statements: statements.into_inner(),
-            db_time: started.elapsed(),
-        })
-    }
-
-    pub async fn single(&self, sql: &SingleSql) -> Result<SingleRow, DbError> {
-        let client = self.client().await?;
-        let started = Instant::now();
-        let statements = AtomicU64::new(1);
-        let cells = fetch(&client, &sql.row).await?;
-        let parent_missing = match (&sql.parent, cells.is_empty()) {
-            (Some(parent), true) => {
-                statements.fetch_add(1, Ordering::Relaxed);
-                !exists(&client, parent).await?
-            }
-            _ => false,
-        };
-        let related = related(&client, &sql.embeds, &sql.shape.embeds, &cells, &statements).await?;
-        let json = rows::render(&sql.shape, &cells, &related)
-            .into_iter()
-            .next()
-            .map(|r| r.json);
-        Ok(SingleRow {
-            json,
             parent_missing,
             statements: statements.into_inner(),
             db_time: started.elapsed(),

@@ -6,9 +6,7 @@
 //! connection: a second thread hop per request for nothing, since a SQLite
 //! connection cannot go stale.
 
-use super::{
-    CollectionRows, Constraint, ConstraintKind, DbError, Introspection, SingleRow, WriteError,
-};
+use super::{Constraint, ConstraintKind, DbError, Introspection, ReadRows, WriteError};
 use crate::config::Settings;
 use anyhow::Context;
 use brisk_query::Sql;
@@ -16,7 +14,7 @@ use brisk_query::SqlValue;
 use brisk_query::envelope::Row;
 use brisk_query::rows::{self, Cell, Rows};
 use brisk_query::schema::{Column, ColumnKind, ForeignKey, Resource, ResourceKind};
-use brisk_query::sql::{CollectionSql, SingleSql, WriteSql};
+use brisk_query::sql::{ReadSql, WriteSql};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, params_from_iter};
 use std::path::{Path, PathBuf};
@@ -137,21 +135,18 @@ impl Pool {
 }
 
 impl SqliteDb {
-    pub async fn collection(&self, sql: &CollectionSql) -> Result<CollectionRows, DbError> {
+    pub async fn read(&self, sql: &ReadSql) -> Result<ReadRows, DbError> {
         let sql = sql.clone();
         let started = Instant::now();
-        let (rows, total, parent_missing, statements) = self
+        let mut read = self
             .run(move |c| {
                 let mut statements = 1;
                 let cells = query(c, &sql.rows)?;
                 let total = match &sql.count {
                     Some(count) => {
                         statements += 1;
-                        Some(
-                            c.prepare_cached(&count.text)?
-                                .query_row(params(count), |r| r.get::<_, i64>(0))?
-                                as u64,
-                        )
+                        let mut statement = c.prepare_cached(&count.text)?;
+                        Some(statement.query_row(params(count), |r| r.get::<_, i64>(0))? as u64)
                     }
                     None => None,
                 };
@@ -167,55 +162,17 @@ impl SqliteDb {
                         statements += 1;
                         query(c, s)
                     })?;
-                Ok((
-                    rows::render(&sql.shape, &cells, &related),
+                Ok(ReadRows {
+                    rows: rows::render(&sql.shape, &cells, &related),
                     total,
                     parent_missing,
                     statements,
-                ))
+                    db_time: Duration::ZERO,
+                })
             })
             .await?;
-        Ok(CollectionRows {
-            rows,
-            total,
-            parent_missing,
-            statements,
-            db_time: started.elapsed(),
-        })
-    }
-
-    pub async fn single(&self, sql: &SingleSql) -> Result<SingleRow, DbError> {
-        let sql = sql.clone();
-        let started = Instant::now();
-        let (json, parent_missing, statements) = self
-            .run(move |c| {
-                let mut statements = 1;
-                let cells = query(c, &sql.row)?;
-                let parent_missing = match (&sql.parent, cells.is_empty()) {
-                    (Some(parent), true) => {
-                        statements += 1;
-                        !exists(c, parent)?
-                    }
-                    _ => false,
-                };
-                let related =
-                    rows::fetch_related(&sql.embeds, &sql.shape.embeds, &cells, &mut |s| {
-                        statements += 1;
-                        query(c, s)
-                    })?;
-                let json = rows::render(&sql.shape, &cells, &related)
-                    .into_iter()
-                    .next()
-                    .map(|r| r.json);
-                Ok((json, parent_missing, statements))
-            })
-            .await?;
-        Ok(SingleRow {
-            json,
-            parent_missing,
-            statements,
-            db_time: started.elapsed(),
-        })
+        read.db_time = started.elapsed();
+        Ok(read)
     }
 
     pub async fn ping(&self) -> Result<(), DbError> {

@@ -167,6 +167,20 @@ pub fn single(row: Option<&str>) -> Vec<u8> {
     body
 }
 
+/// `{"data":[...]}`: the rows a write created.
+pub fn many(rows: &[&str]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(rows.iter().map(|r| r.len() + 1).sum::<usize>() + 12);
+    body.extend_from_slice(b"{\"data\":[");
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(row.as_bytes());
+    }
+    body.extend_from_slice(b"]}");
+    body
+}
+
 /// RFC 8288: `<uri>; rel="next", <uri>; rel="prev", ...`.
 fn link_header(links: &Links) -> String {
     let mut parts = vec![format!("<{}>; rel=\"first\"", links.first)];

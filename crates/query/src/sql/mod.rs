@@ -14,7 +14,7 @@ mod select;
 mod write;
 
 pub use columns::EmbedQuery;
-pub use select::{CollectionSql, SingleSql, render_collection, render_single};
+pub use select::{ReadSql, render_collection, render_single};
 pub use write::{WriteSql, render_write};
 
 use crate::schema::Column;

@@ -14,12 +14,12 @@ use crate::rows::Shape;
 use crate::schema::Column;
 use crate::value::SqlValue;
 
-/// The statements for a page of rows.
+/// The statements of a read: the rows, and what else the request needs.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CollectionSql {
-    /// Up to `limit + 1` rows; the extra row only tells that there is more.
-    /// For a `Before` cursor the rows come in reverse and the caller turns
-    /// them round.
+pub struct ReadSql {
+    /// A collection's page: up to `limit + 1` rows (the extra row only tells
+    /// that there is more; for a `Before` cursor they come in reverse and the
+    /// caller turns them round). A single row: zero or one row.
     pub rows: Sql,
     /// How the rows' cells become JSON.
     pub shape: Shape,
@@ -32,17 +32,7 @@ pub struct CollectionSql {
     pub parent: Option<Sql>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct SingleSql {
-    /// Zero or one row.
-    pub row: Sql,
-    pub shape: Shape,
-    pub embeds: Vec<EmbedQuery>,
-    /// For nested routes: one row if the parent exists.
-    pub parent: Option<Sql>,
-}
-
-pub fn render_collection(plan: &CollectionPlan, dialect: Dialect) -> CollectionSql {
+pub fn render_collection(plan: &CollectionPlan, dialect: Dialect) -> ReadSql {
     let reverse = matches!(plan.window.position, Position::Cursor(Direction::Before, _));
     let keys: Vec<&Column> = plan.order.iter().map(|k| &k.column).collect();
     let (cells, mut shape, parent_cells) = columns::level(&plan.selection, &keys, None);
@@ -80,7 +70,7 @@ pub fn render_collection(plan: &CollectionPlan, dialect: Dialect) -> CollectionS
         w.filters(plan, &alias, &mut Conditions::default());
         w.finish()
     });
-    CollectionSql {
+    ReadSql {
         rows: w.finish(),
         shape,
         embeds,
@@ -92,7 +82,7 @@ pub fn render_collection(plan: &CollectionPlan, dialect: Dialect) -> CollectionS
     }
 }
 
-pub fn render_single(plan: &SinglePlan, dialect: Dialect) -> SingleSql {
+pub fn render_single(plan: &SinglePlan, dialect: Dialect) -> ReadSql {
     let (cells, mut shape, parent_cells) = columns::level(&plan.selection, &[], None);
     let (embed_shapes, embeds) = columns::embeds(&plan.selection, &parent_cells, dialect);
     shape.embeds = embed_shapes;
@@ -114,10 +104,11 @@ pub fn render_single(plan: &SinglePlan, dialect: Dialect) -> SingleSql {
             Some(parent_check(scope, dialect))
         }
     };
-    SingleSql {
-        row: w.finish(),
+    ReadSql {
+        rows: w.finish(),
         shape,
         embeds,
+        count: None,
         parent,
     }
 }

@@ -32,7 +32,7 @@ fn render(path: &str, query: &str, dialect: Dialect) -> String {
         ReadPlan::Single(s) => {
             let sql = render_single(s, dialect);
             (
-                [Some(sql.row), sql.parent].into_iter().flatten().collect(),
+                [Some(sql.rows), sql.parent].into_iter().flatten().collect(),
                 sql.embeds,
             )
         }
