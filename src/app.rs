@@ -186,7 +186,7 @@ impl App {
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         let db = Database::connect(settings).await?;
         let schema = load_schema(&db, settings).await?;
-        let openapi = openapi::document(&schema, &settings.limits);
+        let openapi = openapi::document(&schema, &settings.limits, settings.config.writes);
         let openapi =
             Bytes::from(serde_json::to_vec(&openapi).context("rendering the OpenAPI document")?);
         let versions = Arc::new(Versions::new(

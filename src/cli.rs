@@ -205,7 +205,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )?;
             let schema = live_schema(&settings).await?;
-            let document = openapi::document(&schema, &settings.limits);
+            let document = openapi::document(&schema, &settings.limits, settings.config.writes);
             println!("{}", serde_json::to_string_pretty(&document)?);
             Ok(())
         }

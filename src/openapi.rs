@@ -7,35 +7,37 @@ use brisk_query::schema::{Cardinality, Column, ColumnKind, Resource};
 use brisk_query::{Limits, Schema};
 use serde_json::{Map, Value, json};
 
-pub fn document(schema: &Schema, limits: &Limits) -> Value {
+/// `writes`: whether the write routes are on (and so described).
+pub fn document(schema: &Schema, limits: &Limits, writes: bool) -> Value {
     let mut paths = Map::new();
     let mut schemas = Map::new();
     for resource in schema.resources() {
         schemas.insert(resource.name.clone(), resource_schema(resource));
         let tag = json!([resource.name]);
-        paths.insert(
-            format!("/v1/{}", resource.name),
-            json!({ "get": {
-                "operationId": format!("list_{}", resource.name),
-                "summary": format!("A page of {}", resource.name),
-                "tags": tag,
-                "parameters": collection_parameters(schema, resource, limits),
-                "responses": collection_responses(&resource.name),
-            }}),
-        );
+        let mut collection = json!({ "get": {
+            "operationId": format!("list_{}", resource.name),
+            "summary": format!("A page of {}", resource.name),
+            "tags": tag,
+            "parameters": collection_parameters(schema, resource, limits),
+            "responses": collection_responses(&resource.name),
+        }});
         let Some(key) = resource.row_key() else {
+            paths.insert(format!("/v1/{}", resource.name), collection);
             continue;
         };
-        paths.insert(
-            format!("/v1/{}/{{id}}", resource.name),
-            json!({ "get": {
-                "operationId": format!("get_{}", resource.name),
-                "summary": format!("One row of {} by {}", resource.name, key.name),
-                "tags": tag,
-                "parameters": [id_parameter(key), fields_parameter(resource), include_parameter(schema, resource)],
-                "responses": single_responses(&resource.name, false),
-            }}),
-        );
+        let mut row = json!({ "get": {
+            "operationId": format!("get_{}", resource.name),
+            "summary": format!("One row of {} by {}", resource.name, key.name),
+            "tags": tag,
+            "parameters": [id_parameter(key), fields_parameter(resource), include_parameter(schema, resource)],
+            "responses": single_responses(&resource.name, false),
+        }});
+        if writes {
+            write_operations(resource, key, &mut collection, &mut row);
+            schemas.insert(format!("{}_input", resource.name), input_schema(resource));
+        }
+        paths.insert(format!("/v1/{}", resource.name), collection);
+        paths.insert(format!("/v1/{}/{{id}}", resource.name), row);
         for relation in &resource.relations {
             let target = schema
                 .resource(&relation.target)
@@ -110,6 +112,103 @@ pub fn document(schema: &Schema, limits: &Limits) -> Value {
             "title": p.title(),
             "status": p.status().as_u16(),
         })).collect::<Vec<_>>(),
+    })
+}
+
+/// POST on the collection; PATCH, PUT and DELETE on the row.
+fn write_operations(resource: &Resource, key: &Column, collection: &mut Value, row: &mut Value) {
+    let name = &resource.name;
+    let input = json!({ "$ref": format!("#/components/schemas/{name}_input") });
+    let created = json!({
+        "description": "Created; the rows as stored",
+        "headers": {
+            "Location": { "description": "the row's URL (one row)", "schema": { "type": "string" } },
+            "ETag": { "description": "the row's ETag (one row)", "schema": { "type": "string" } },
+        },
+        "content": { "application/json": { "schema": { "type": "object", "properties": { "data": {
+            "oneOf": [
+                { "$ref": format!("#/components/schemas/{name}") },
+                { "type": "array", "items": { "$ref": format!("#/components/schemas/{name}") } },
+            ],
+        }}}}},
+    });
+    let written = json!({
+        "description": "The row as stored",
+        "headers": { "ETag": { "schema": { "type": "string" } } },
+        "content": { "application/json": { "schema": { "type": "object", "properties": { "data": { "$ref": format!("#/components/schemas/{name}") } } } } },
+    });
+    let problems = |codes: &[&str]| -> Map<String, Value> {
+        codes
+            .iter()
+            .map(|c| (c.to_string(), problem_ref(c)))
+            .collect()
+    };
+    let if_match = json!({
+        "name": "If-Match", "in": "header", "required": false,
+        "description": "the row's ETag: the write runs only if the row has not changed (412 otherwise); * requires the row to exist",
+        "schema": { "type": "string" },
+    });
+    let mut post_responses = problems(&["400", "403", "404", "409", "413", "415", "422"]);
+    post_responses.insert("201".into(), created);
+    collection["post"] = json!({
+        "operationId": format!("create_{name}"),
+        "summary": format!("Create one row of {name}, or several in one transaction"),
+        "tags": [name],
+        "requestBody": { "required": true, "content": { "application/json": { "schema": {
+            "oneOf": [input.clone(), { "type": "array", "items": input.clone() }],
+        }}}},
+        "responses": post_responses,
+    });
+    for (method, summary, body_required) in [
+        ("patch", "Change the fields given", true),
+        (
+            "put",
+            "Replace every writable field (one left out becomes null)",
+            true,
+        ),
+        ("delete", "Delete the row", false),
+    ] {
+        let mut responses = problems(&[
+            "400", "403", "404", "409", "412", "413", "415", "422", "428",
+        ]);
+        if method == "delete" {
+            responses.insert("204".into(), json!({ "description": "Deleted" }));
+        } else {
+            responses.insert("200".into(), written.clone());
+        }
+        let mut operation = json!({
+            "operationId": format!("{method}_{name}"),
+            "summary": summary,
+            "tags": [name],
+            "parameters": [id_parameter(key), if_match.clone()],
+            "responses": responses,
+        });
+        if body_required {
+            operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": input.clone() } } });
+        }
+        row[method] = operation;
+    }
+}
+
+/// A write body: the writable columns, those an insert needs required.
+fn input_schema(resource: &Resource) -> Value {
+    let writable = resource
+        .columns
+        .iter()
+        .filter(|c| !c.read_only && c.kind != ColumnKind::Blob);
+    let properties: Map<String, Value> = writable
+        .clone()
+        .map(|c| (c.name.clone(), column_schema(c)))
+        .collect();
+    let required: Vec<&str> = writable
+        .filter(|c| c.required())
+        .map(|c| c.name.as_str())
+        .collect();
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": properties,
+        "required": required,
     })
 }
 
@@ -367,8 +466,21 @@ fn problem_responses() -> Value {
             "400",
             "The request is malformed: each problem is named in `errors`",
         ),
+        ("403", "Writes are switched off"),
         ("404", "No such resource, row, relation or route"),
         ("405", "The route does not allow the method; see Allow"),
+        (
+            "409",
+            "A unique or foreign key constraint, or a row still referenced",
+        ),
+        ("412", "If-Match does not match the row's current ETag"),
+        ("413", "The body is too large"),
+        ("415", "The body is not application/json, or is compressed"),
+        (
+            "422",
+            "A field is unknown, of the wrong type, out of range or missing; each is named by JSON pointer",
+        ),
+        ("428", "If-Match is required on this server"),
         (
             "503",
             "The database is not answering or the query ran too long; see Retry-After",

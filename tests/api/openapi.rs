@@ -32,3 +32,26 @@ on_both! {
         assert!(problem_types.iter().any(|p| p["type"] == "https://brisk.dev/problems/invalid-cursor"));
     }
 }
+
+crate::on_both_backends! {
+    async fn write_routes_are_described_when_writes_are_on(backend: Backend) {
+        let Some(read_only) = Fixture::configured(backend, |_| {}).await else { return };
+        let document = read_only.json("/v1/openapi.json", 200).await;
+        assert!(document["paths"]["/v1/users"].get("post").is_none(), "a read-only server offers no writes");
+        let Some(fx) = Fixture::configured(backend, |c| c.writes = true).await else { return };
+        let document = fx.json("/v1/openapi.json", 200).await;
+        let users = &document["paths"]["/v1/users"];
+        assert!(users["post"]["requestBody"].is_object());
+        assert!(users["post"]["responses"]["201"].is_object());
+        assert!(users["post"]["responses"]["409"].is_object());
+        let user = &document["paths"]["/v1/users/{id}"];
+        for method in ["patch", "put", "delete"] {
+            assert!(user[method]["responses"]["412"].is_object(), "{method}");
+        }
+        assert!(user["delete"]["responses"]["204"].is_object());
+        let input = &document["components"]["schemas"]["users_input"];
+        let required: Vec<&str> = input["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert!(required.contains(&"email") && !required.contains(&"id") && !required.contains(&"profile_picture"), "{required:?}");
+        assert!(document["paths"]["/v1/users/{id}/orders"].get("post").is_none());
+    }
+}
