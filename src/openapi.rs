@@ -511,8 +511,13 @@ fn problem_schema() -> Value {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "required": ["parameter", "detail"],
-                    "properties": { "parameter": { "type": "string" }, "detail": { "type": "string" } },
+                    "required": ["detail"],
+                    "description": "a query parameter or path part (`parameter`), or a body field by JSON pointer (`pointer`)",
+                    "properties": {
+                        "parameter": { "type": "string" },
+                        "pointer": { "type": "string" },
+                        "detail": { "type": "string" },
+                    },
                 },
             },
         },
