@@ -3,7 +3,7 @@
 //! An answer's ETag is strong and derived from what it was built from (the
 //! canonical request and the versions of its tables), so it is known before
 //! the query runs. Each content coding gets its own strong tag: the base tag
-//! plus a suffix naming the coding and level (`"3f2a…-br5"`); the suffix is
+//! plus a suffix naming the coding and level (`"3f2a…-br4"`); the suffix is
 //! stripped before If-None-Match compares, so any coding of a current answer
 //! is "not modified".
 

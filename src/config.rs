@@ -202,7 +202,7 @@ impl Default for CompressionConfig {
         CompressionConfig {
             min_bytes: 1024,
             zstd_level: 3,
-            br_level: 5,
+            br_level: 4,
             gzip_level: 6,
             deflate_level: 6,
             recompress_after_hits: 100,
