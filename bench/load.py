@@ -205,6 +205,11 @@ def git_commit() -> str:
     return f"{commit}-dirty ({listed}; working tree sha256 {digest.hexdigest()[:12]})"
 
 
+def binary_digest() -> str:
+    """Names the binary under test, to notice a rebuild during the run."""
+    return hashlib.sha256(BRISK.read_bytes()).hexdigest()[:12]
+
+
 def machine() -> str:
     model = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -501,7 +506,7 @@ def write_report(results: list[Result], args: argparse.Namespace, started: datet
 
 - command: `{shlex.join([sys.executable.rsplit('/', 1)[-1]] + sys.argv)}`
 - machine: {machine()}
-- brisk: {BRISK}, commit {git_commit()}
+- brisk: {BRISK} (sha256 {args.binary}), commit {args.commit} (when the run started)
 - server environment: {' '.join(f'{k}={v}' for k, v in args.env.items()) or '(unchanged)'}
 - setup: demo shop scale {SCALE}, seed {SEED}; `brisk serve` pinned to CPU 0;
   `wrk -t1 -c{args.connections} -d{args.duration}s --latency` pinned to CPU 1 after
@@ -592,6 +597,7 @@ def main() -> int:
     ensure_wrk()
     if not args.no_build:
         build()
+    args.commit, args.binary = git_commit(), binary_digest()
     databases = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     results: list[Result] = []
     for database in databases:
@@ -608,6 +614,9 @@ def main() -> int:
         finally:
             if server is not None:
                 stop_server(server)
+    if binary_digest() != args.binary:
+        log(f"WARNING: {BRISK} changed during the run; the results mix binaries (measure a fixed --source)")
+        args.binary += f", CHANGED during the run to {binary_digest()}: results mix binaries"
     print(results_table(results))
     print()
     print(details_table(results))

@@ -36,7 +36,7 @@ struct Pool {
     path: PathBuf,
     writable: bool,
     idle: Mutex<Vec<Connection>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     statement_timeout: Duration,
 }
 
@@ -72,7 +72,7 @@ impl SqliteDb {
             Arc::new(Pool {
                 path: path.clone(),
                 writable,
-                permits: Semaphore::new(connections.len()),
+                permits: Arc::new(Semaphore::new(connections.len())),
                 idle: Mutex::new(connections),
                 statement_timeout: settings.statement_timeout,
             })
@@ -94,43 +94,53 @@ impl SqliteDb {
 impl Pool {
     /// Runs `work` on a pooled connection on a blocking thread. The outer
     /// error is the pool's; the inner one is SQLite's, for the caller to read.
+    ///
+    /// The blocking task owns the permit and gives the connection back
+    /// itself, so a request dropped while it waits (a client that hung up)
+    /// never loses a connection.
     async fn run<R: Send + 'static>(
-        &self,
+        self: &Arc<Self>,
         work: impl FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
     ) -> Result<Result<R, rusqlite::Error>, DbError> {
-        let _permit = tokio::time::timeout(CHECKOUT_TIMEOUT, self.permits.acquire())
+        let permit = tokio::time::timeout(CHECKOUT_TIMEOUT, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| DbError::Unavailable("every SQLite connection is busy".into()))?
             .map_err(|_| DbError::Unavailable("the pool is closed".into()))?;
-        let connection = self
-            .idle
-            .lock()
-            .expect("pool lock")
-            .pop()
-            .expect("a permit guarantees an idle connection");
+        let pool = self.clone();
         let deadline = Instant::now() + self.statement_timeout;
-        let joined = tokio::task::spawn_blocking(move || {
-            let result = connection
-                .progress_handler(1000, Some(move || Instant::now() > deadline))
-                .and_then(|()| work(&connection));
-            let cleared = connection.progress_handler(0, None::<fn() -> bool>);
-            (connection, result.and_then(|r| cleared.map(|()| r)))
-        })
-        .await;
-        let (connection, result) = match joined {
-            Ok(done) => done,
-            Err(panic) => {
-                // The connection went down with the thread; open a fresh one.
-                let fresh = open_connection(&self.path, self.writable)
-                    .map_err(|e| DbError::Unavailable(format!("cannot reopen SQLite: {e:#}")))?;
-                self.idle.lock().expect("pool lock").push(fresh);
-                return Err(DbError::Internal(format!(
-                    "SQLite worker panicked: {panic}"
-                )));
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let connection = pool
+                .idle
+                .lock()
+                .expect("pool lock")
+                .pop()
+                .expect("a permit guarantees an idle connection");
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let result = connection
+                    .progress_handler(1000, Some(move || Instant::now() > deadline))
+                    .and_then(|()| work(&connection));
+                let cleared = connection.progress_handler(0, None::<fn() -> bool>);
+                result.and_then(|r| cleared.map(|()| r))
+            }));
+            match outcome {
+                Ok(result) => {
+                    pool.idle.lock().expect("pool lock").push(connection);
+                    Ok(result)
+                }
+                Err(_) => {
+                    // The connection may be mid-statement; open a fresh one.
+                    drop(connection);
+                    let fresh = open_connection(&pool.path, pool.writable).map_err(|e| {
+                        DbError::Unavailable(format!("cannot reopen SQLite: {e:#}"))
+                    })?;
+                    pool.idle.lock().expect("pool lock").push(fresh);
+                    Err(DbError::Internal("a SQLite statement panicked".into()))
+                }
             }
-        };
-        self.idle.lock().expect("pool lock").push(connection);
-        Ok(result)
+        })
+        .await
+        .map_err(|e| DbError::Internal(format!("the SQLite worker failed: {e}")))?
     }
 }
 

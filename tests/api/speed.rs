@@ -457,3 +457,20 @@ on_both_backends! {
         assert!(fx.state.cache.counters().bytes_saved > 0);
     }
 }
+
+on_both_backends! {
+    async fn clients_that_hang_up_cost_no_connections(backend: Backend) {
+        let Some(fx) = Fixture::configured(backend, |c| c.cache.enabled = false).await else { return };
+        let slow = "/v1/order_items?include=order.user,product&limit=1000";
+        let impatient = reqwest::Client::builder().timeout(Duration::from_millis(2)).build().unwrap();
+        for _ in 0..40 {
+            // most of these give up while the query runs
+            let _ = impatient.get(fx.url(slow)).send().await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for _ in 0..12 {
+            assert_eq!(fx.get("/v1/users/1?fields=id").await.status(), 200, "the pool is whole");
+        }
+        assert_eq!(fx.get(slow).await.status(), 200);
+    }
+}
