@@ -176,6 +176,8 @@ class Systems:
         self.peers: dict[str, peers.Peer] = {}
 
     def start_peers(self) -> None:
+        if "nginx" not in self.args.systems:
+            return self._start_flask_only()
         # nginx gets brisk's identity bytes of every URL the run asks for.
         server = load.start_server("sqlite", self.sqlite_file, "fetch", {})
         try:
@@ -188,9 +190,19 @@ class Systems:
                     bodies[path] = body
         finally:
             load.stop_server(server)
-        self.peers["nginx"] = peers.start_nginx(bodies, load.RAW)
-        self.peers["flask-off"] = peers.start_flask(self.sqlite_file, False, load.RAW)
-        self.peers["flask-on"] = peers.start_flask(self.sqlite_file, True, load.RAW)
+        if "nginx" in self.args.systems:
+            self.peers["nginx"] = peers.start_nginx(bodies, load.RAW)
+        threads = self.args.flask_threads
+        if "flask-off" in self.args.systems:
+            self.peers["flask-off"] = peers.start_flask(self.sqlite_file, False, load.RAW, threads=threads)
+        if "flask-on" in self.args.systems:
+            self.peers["flask-on"] = peers.start_flask(self.sqlite_file, True, load.RAW, threads=threads)
+
+    def _start_flask_only(self) -> None:
+        threads = self.args.flask_threads
+        for name, cache in (("flask-off", False), ("flask-on", True)):
+            if name in self.args.systems:
+                self.peers[name] = peers.start_flask(self.sqlite_file, cache, load.RAW, threads=threads)
 
     def stop_peers(self) -> None:
         for peer in self.peers.values():
@@ -270,6 +282,8 @@ def results_table(runs: list[Run], questions: list[str]) -> str:
     ]
     for qid in questions:
         for system in SYSTEMS:
+            if not any(cells(runs, qid, system, c) for c in ENCODINGS):
+                continue
             row = [qid, system]
             for column in ENCODINGS:
                 rs = cells(runs, qid, system, column)
@@ -389,7 +403,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-load", type=float, default=0.6)
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument("--tag", default="")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="a subset of " + ",".join(SYSTEMS))
+    parser.add_argument(
+        "--flask-threads", type=int, default=0,
+        help="run gunicorn with gthread workers of this many threads (keep-alive) instead of sync workers",
+    )
     args = parser.parse_args()
+    args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    if set(args.systems) - set(SYSTEMS):
+        parser.error(f"unknown systems {sorted(set(args.systems) - set(SYSTEMS))}")
     args.selected = [q.strip() for q in args.questions.split(",") if q.strip()]
     unknown = set(args.selected) - set(QUESTIONS)
     if unknown:
@@ -420,10 +442,14 @@ def main() -> int:
         wanted = ("flask==", "flask-caching==", "flask-compress==", "gunicorn==", "werkzeug==", "brotli==")
         pins = ", ".join(line for line in versions.splitlines() if line.lower().startswith(wanted))
         nginx_version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
-        extra = {"peers": f"{pins}; {nginx_version} ({systems.peers['nginx'].extra})"}
+        nginx_files = systems.peers["nginx"].extra if "nginx" in systems.peers else "not run"
+        workers = f"gthread, {args.flask_threads} threads per worker" if args.flask_threads else "sync"
+        extra = {"peers": f"{pins}; gunicorn -w 2 ({workers} workers); {nginx_version} ({nginx_files})"}
         for qid in args.selected:
             for round_ in range(1, args.repeats + 1):
-                order = SYSTEMS if round_ == 1 else KEY_SYSTEMS
+                order = [s for s in (SYSTEMS if round_ == 1 else KEY_SYSTEMS) if s in args.systems]
+                if not order:
+                    continue
                 shift = (round_ - 1) % len(order)
                 order = order[shift:] + order[:shift]
                 columns = list(ENCODINGS) if round_ == 1 else ["gzip"]

@@ -110,9 +110,11 @@ def ensure_venv() -> None:
         subprocess.run(["sh", str(HERE / "setup_flask.sh"), str(VENV)], check=True)
 
 
-def start_flask(sqlite_file: str, cache: bool, log_dir: Path, workers: int = 2) -> Peer:
-    """gunicorn (sync workers, its default) with `workers` workers, pinned to
-    CPU 0, serving bench/peers/flask_app.py over `sqlite_file`."""
+def start_flask(sqlite_file: str, cache: bool, log_dir: Path, workers: int = 2, threads: int = 0) -> Peer:
+    """gunicorn with `workers` workers, pinned to CPU 0, serving
+    bench/peers/flask_app.py over `sqlite_file`: sync workers (gunicorn's
+    default: no keep-alive), or with `threads` > 0 gthread workers of that
+    many threads each (keep-alive)."""
     ensure_venv()
     port = load.free_port()
     name = f"flask-cache-{'on' if cache else 'off'}"
@@ -123,6 +125,8 @@ def start_flask(sqlite_file: str, cache: bool, log_dir: Path, workers: int = 2) 
         "-w", str(workers), "-b", f"127.0.0.1:{port}",
         "--chdir", str(HERE), "flask_app:app",
     ]
+    if threads:
+        command[4:4] = ["-k", "gthread", "--threads", str(threads)]
     env = os.environ | {"FLASK_PEER_DB": str(sqlite_file), "FLASK_PEER_CACHE": "on" if cache else "off"}
     load.log("$ " + " ".join(command))
     with open(log_path, "wb") as out:
