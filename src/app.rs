@@ -11,6 +11,7 @@ use crate::encoding::Levels;
 use crate::versions::{Change, Snapshot, Versions};
 use crate::{changes, openapi, routes};
 use anyhow::Context;
+use brisk_query::schema::ResourceKind;
 use brisk_query::{CursorCodec, Limits, Schema};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -189,10 +190,14 @@ impl App {
         let openapi = openapi::document(&schema, &settings.limits, settings.config.writes);
         let openapi =
             Bytes::from(serde_json::to_vec(&openapi).context("rendering the OpenAPI document")?);
-        let versions = Arc::new(Versions::new(
-            schema.resource_names(),
-            db.last_changed().await,
-        ));
+        let versions = Arc::new(
+            Versions::new(schema.resource_names(), db.last_changed().await).with_views(
+                schema
+                    .resources()
+                    .filter(|r| r.kind == ResourceKind::View)
+                    .map(|r| r.name.as_str()),
+            ),
+        );
         let policies = schema
             .resource_names()
             .map(|name| (name.to_string(), settings.cache_policy(name)))

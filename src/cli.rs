@@ -69,12 +69,17 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Install (or remove) the PostgreSQL triggers that tell brisk about writes made by other programs
+    /// Install (or remove) the triggers that tell brisk which tables other programs wrote to
+    ///
+    /// PostgreSQL: statement triggers that NOTIFY brisk. SQLite: row triggers
+    /// that count changes in a `_brisk_changes` table; without them brisk
+    /// still notices outside writes, but drops every cached answer for each.
+    /// Run it again after creating or recreating a table.
     InstallTriggers {
-        /// A postgres:// URL [config: database.url]
+        /// A SQLite file or a postgres:// URL [config: database.url]
         #[arg(long)]
         db: Option<String>,
-        /// Remove the triggers and their function instead
+        /// Remove the triggers (and their function or table) instead
         #[arg(long)]
         remove: bool,
         /// A brisk.toml [default: ./brisk.toml if present]
@@ -168,30 +173,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     database: db,
                 },
             )?;
-            let DatabaseUrl::Postgres(url) = &settings.database else {
-                anyhow::bail!(
-                    "install-triggers is for PostgreSQL; brisk notices SQLite writes by other programs without triggers"
-                );
-            };
             let schema = live_schema(&settings).await?;
             let tables: Vec<String> = schema
                 .resources()
                 .filter(|r| r.kind == brisk_query::schema::ResourceKind::Table)
                 .map(|r| r.name.clone())
                 .collect();
-            let sql = crate::changes::trigger_sql(&settings.schema_name, &tables, remove);
-            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-            tokio::spawn(connection);
-            client
-                .batch_execute(&format!("BEGIN;\n{sql}COMMIT;"))
-                .await
-                .context("installing the triggers")?;
+            match &settings.database {
+                DatabaseUrl::Postgres(url) => {
+                    let sql = crate::changes::postgres_trigger_sql(
+                        &settings.schema_name,
+                        &tables,
+                        remove,
+                    );
+                    let (client, connection) =
+                        tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+                    tokio::spawn(connection);
+                    client
+                        .batch_execute(&format!("BEGIN;\n{sql}COMMIT;"))
+                        .await
+                        .context("installing the triggers")?;
+                }
+                DatabaseUrl::Sqlite(path) => {
+                    let sql = crate::changes::sqlite_trigger_sql(&tables, remove);
+                    rusqlite::Connection::open(path)
+                        .and_then(|c| c.execute_batch(&format!("BEGIN IMMEDIATE;\n{sql}COMMIT;")))
+                        .context("installing the triggers")?;
+                }
+            }
+            let place = match &settings.database {
+                DatabaseUrl::Postgres(_) => format!("schema {}", settings.schema_name),
+                DatabaseUrl::Sqlite(path) => path.display().to_string(),
+            };
             eprintln!(
-                "{} the change triggers {} {} tables of schema {}: {}",
+                "{} the change triggers {} {} tables of {place}: {}",
                 if remove { "removed" } else { "installed" },
                 if remove { "from" } else { "on" },
                 tables.len(),
-                settings.schema_name,
                 tables.join(", ")
             );
             Ok(())

@@ -11,6 +11,9 @@
 //! most `MAX_ROW_STAMPS` rows per table; past that they are dropped and the
 //! table's floor raised, which costs one extra miss per row answer and is
 //! never stale.
+//!
+//! brisk does not read view definitions, so a view counts as changed by a
+//! change to any table.
 
 use brisk_query::plan::Dependencies;
 use std::collections::HashMap;
@@ -27,6 +30,8 @@ pub struct Versions {
     /// Row stamps, per table: looked up by `&str` on every cache hit of a
     /// single-row answer, so without allocating.
     rows: Vec<RwLock<HashMap<String, u64>>>,
+    /// Indexes of the views: stamped by every change to a table.
+    views: Vec<usize>,
     clock: AtomicU64,
 }
 
@@ -76,7 +81,32 @@ impl Versions {
                 .collect(),
             rows: names.iter().map(|_| RwLock::default()).collect(),
             names,
+            views: Vec::new(),
             clock: AtomicU64::new(1),
+        }
+    }
+
+    /// Marks these names as views, which every table change stales.
+    pub fn with_views<'a>(mut self, views: impl IntoIterator<Item = &'a str>) -> Versions {
+        self.views = views
+            .into_iter()
+            .filter_map(|name| self.index.get(name).copied())
+            .collect();
+        self
+    }
+
+    /// Stamps every view at `version`, after a change to table `changed`.
+    fn stamp_views(&self, changed: usize, version: u64) {
+        if self.views.contains(&changed) {
+            return;
+        }
+        for &view in &self.views {
+            let state = &self.tables[view];
+            state
+                .changed_at
+                .fetch_max(unix_seconds(SystemTime::now()), Ordering::AcqRel);
+            state.floor.fetch_max(version, Ordering::AcqRel);
+            state.version.fetch_max(version, Ordering::AcqRel);
         }
     }
 
@@ -172,6 +202,7 @@ impl Versions {
         }
         // last, so that a reader who sees the new table version sees the rows too
         state.version.fetch_max(change.version, Ordering::AcqRel);
+        self.stamp_views(i, change.version);
     }
 
     /// Marks every table and row changed at `version` (an outside change of
@@ -212,6 +243,7 @@ impl Versions {
             state
                 .changed_at
                 .fetch_max(unix_seconds(SystemTime::now()), Ordering::AcqRel);
+            self.stamp_views(i, version);
         }
     }
 
@@ -308,6 +340,23 @@ mod tests {
         write(&versions, "users", None);
         assert!(!versions.is_current(&user_6));
         assert!(versions.is_current(&orders));
+    }
+
+    #[test]
+    fn a_change_to_any_table_stales_every_view() {
+        let versions = Versions::new(["users", "orders", "big_spenders"], UNIX_EPOCH)
+            .with_views(["big_spenders"]);
+        let view = versions.snapshot(&deps(&["big_spenders"], &[("big_spenders", "3")]));
+        let users = versions.snapshot(&deps(&["users"], &[]));
+        write(&versions, "orders", Some(&["1"]));
+        assert!(!versions.is_current(&view), "the view over orders");
+        assert!(versions.is_current(&users), "views do not stale tables");
+        let view = versions.snapshot(&deps(&["big_spenders"], &[]));
+        versions.merge("users", versions.clock() + 1, 0, &HashMap::new());
+        assert!(
+            !versions.is_current(&view),
+            "a change reported by another instance"
+        );
     }
 
     #[test]

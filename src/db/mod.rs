@@ -158,12 +158,9 @@ impl Database {
         }
     }
 
-    /// On SQLite, a number that moves when another program commits to the
-    /// file (`PRAGMA data_version` on brisk's writer); `None` on PostgreSQL,
-    /// which reports changes through notifications instead.
-    pub async fn data_version(&self) -> Option<Result<i64, DbError>> {
+    pub fn sqlite(&self) -> Option<&SqliteDb> {
         match &self.backend {
-            Backend::Sqlite(db) => Some(db.data_version().await),
+            Backend::Sqlite(db) => Some(db),
             Backend::Postgres(_) => None,
         }
     }

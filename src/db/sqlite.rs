@@ -7,6 +7,7 @@
 //! connection cannot go stale.
 
 use super::{Constraint, ConstraintKind, DbError, Introspection, ReadRows, WriteError};
+use crate::changes::{ChangeLog, LogCounts};
 use crate::config::Settings;
 use anyhow::Context;
 use brisk_query::Sql;
@@ -18,6 +19,7 @@ use brisk_query::sql::{ReadSql, WriteSql};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, params_from_iter};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -30,6 +32,9 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteDb {
     readers: Arc<Pool>,
     writer: Arc<Pool>,
+    /// Whether the file holds the change log of `brisk install-triggers`,
+    /// as last seen: brisk's writes then record their share of its counts.
+    change_log: Arc<AtomicBool>,
 }
 
 struct Pool {
@@ -77,10 +82,13 @@ impl SqliteDb {
                 statement_timeout: settings.statement_timeout,
             })
         };
-        Ok(SqliteDb {
+        let db = SqliteDb {
             readers: pool(false, connections.collect()),
             writer: pool(true, vec![writer]),
-        })
+            change_log: Arc::default(),
+        };
+        db.change_log(&[]).await?;
+        Ok(db)
     }
 
     async fn run<R: Send + 'static>(
@@ -205,16 +213,28 @@ impl SqliteDb {
         Ok(self.run(introspect).await?)
     }
 
-    /// Runs a write's statements in one transaction on the writer.
+    /// Runs a write's statements in one transaction on the writer. With the
+    /// change log installed, the transaction also adds the row changes its
+    /// statements counted in the log to the log's `by_brisk`, so that other
+    /// instances tell them from changes made by other programs.
     pub async fn write(&self, sql: &WriteSql) -> Result<Vec<Row>, WriteError> {
         let sql = sql.clone();
+        let logged = self.change_log.load(Ordering::Acquire);
         self.writer
             .run(move |c| {
                 c.execute_batch("BEGIN IMMEDIATE")?;
                 let written = (|| {
+                    let counted_before = logged.then(|| log_count(c, &sql.table)).flatten();
                     let mut cells = Vec::with_capacity(sql.statements.len());
                     for statement in &sql.statements {
                         cells.extend(query(c, statement)?);
+                    }
+                    if let Some(before) = counted_before {
+                        let after = log_count(c, &sql.table).unwrap_or(before);
+                        c.prepare_cached(&format!(
+                            "UPDATE {LOG} SET by_brisk = by_brisk + ?1 WHERE tbl = ?2"
+                        ))?
+                        .execute(rusqlite::params![after - before, sql.table])?;
                     }
                     Ok(cells)
                 })();
@@ -240,6 +260,63 @@ impl SqliteDb {
             .await?
             .map_err(classify)
     }
+
+    /// The change log's counts for `tables`, or `None` when the file has no
+    /// log or some of `tables` lack a row or their three triggers in it (a
+    /// table created or recreated after `brisk install-triggers`).
+    pub async fn change_log(&self, tables: &[String]) -> Result<Option<ChangeLog>, DbError> {
+        let read = self
+            .writer
+            .run(|c| {
+                let read = || -> Result<ChangeLog, rusqlite::Error> {
+                    let mut statement = c.prepare_cached(&format!(
+                        "SELECT c.tbl, c.changes, c.by_brisk,
+                                (SELECT count(*) FROM sqlite_schema s
+                                 WHERE s.type = 'trigger' AND s.tbl_name = c.tbl
+                                   AND s.name GLOB '{LOG}_*')
+                         FROM {LOG} c"
+                    ))?;
+                    let rows = statement.query_map([], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            LogCounts {
+                                changes: r.get(1)?,
+                                by_brisk: r.get(2)?,
+                            },
+                            r.get::<_, i64>(3)?,
+                        ))
+                    })?;
+                    let mut log = ChangeLog::new();
+                    for row in rows {
+                        let (table, counts, triggers) = row?;
+                        if triggers == 3 {
+                            log.insert(table, counts);
+                        }
+                    }
+                    Ok(log)
+                };
+                match read() {
+                    Ok(log) => Ok(Some(log)),
+                    // at preparing, or at running a statement prepared before the log went
+                    Err(error) if error.to_string().contains("no such table") => Ok(None),
+                    Err(error) => Err(error),
+                }
+            })
+            .await?
+            .map_err(classify)?;
+        self.change_log.store(read.is_some(), Ordering::Release);
+        Ok(read.filter(|log| tables.iter().all(|t| log.contains_key(t))))
+    }
+}
+
+/// The change log's name and the prefix of its triggers' names.
+const LOG: &str = crate::changes::SQLITE_LOG;
+
+/// The log's count of row changes to `table`; `None` without a row for it.
+fn log_count(c: &Connection, table: &str) -> Option<i64> {
+    c.prepare_cached(&format!("SELECT changes FROM {LOG} WHERE tbl = ?1"))
+        .and_then(|mut s| s.query_row([table], |r| r.get(0)))
+        .ok()
 }
 
 fn open_connection(path: &Path, writable: bool) -> anyhow::Result<Connection> {
@@ -367,6 +444,7 @@ fn introspect(c: &Connection) -> Result<Introspection, rusqlite::Error> {
         .prepare(
             "SELECT name, type FROM sqlite_schema
              WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+               AND name <> '_brisk_changes'
              ORDER BY name",
         )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?

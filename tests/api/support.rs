@@ -529,3 +529,16 @@ macro_rules! on_both {
         }
     )*};
 }
+
+/// Runs `brisk install-triggers` as a user would, and returns what it said.
+pub fn install_triggers(db: &str, remove: bool) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_brisk"));
+    command.args(["install-triggers", "--db", db]);
+    if remove {
+        command.arg("--remove");
+    }
+    let output = command.env_remove("BRISK_DATABASE_URL").output().unwrap();
+    let said = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "install-triggers failed: {said}");
+    said
+}

@@ -289,7 +289,7 @@ on_both_backends! {
         if backend == Backend::Postgres {
             // as `brisk install-triggers` does, twice: it is idempotent
             let tables: Vec<String> = ["users", "products", "orders", "order_items"].map(String::from).to_vec();
-            let sql = brisk::changes::trigger_sql("public", &tables, false);
+            let sql = brisk::changes::postgres_trigger_sql("public", &tables, false);
             let (client, connection) = tokio_postgres::connect(&fx.db_url, tokio_postgres::NoTls).await.unwrap();
             tokio::spawn(connection);
             client.batch_execute(&sql).await.unwrap();
@@ -323,7 +323,7 @@ on_both_backends! {
             let tables: Vec<String> = ["users", "products", "orders", "order_items"].map(String::from).to_vec();
             let (client, connection) = tokio_postgres::connect(&fx.db_url, tokio_postgres::NoTls).await.unwrap();
             tokio::spawn(connection);
-            client.batch_execute(&brisk::changes::trigger_sql("public", &tables, true)).await.unwrap();
+            client.batch_execute(&brisk::changes::postgres_trigger_sql("public", &tables, true)).await.unwrap();
             let left = client
                 .query_one("SELECT count(*) FROM pg_trigger WHERE tgname = 'brisk_changes'", &[])
                 .await
@@ -332,4 +332,83 @@ on_both_backends! {
             assert_eq!(left, 0, "removal leaves no trigger");
         }
     }
+}
+
+/// Waits until `path` answers `field` = `value`, for at most 500 ms.
+async fn until_fresh(fx: &Fixture, path: &str, field: &str, value: &str) {
+    let written = Instant::now();
+    while fx.json(path, 200).await["data"][field] != value {
+        assert!(
+            written.elapsed() < Duration::from_millis(500),
+            "{path}: not noticed within 500 ms"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_change_triggers_name_the_table_another_program_wrote() {
+    let shop = writable_shop(Backend::Sqlite, "changelog").await.unwrap();
+    assert!(install_triggers(&shop, false).contains("installed the change triggers on 4 tables"));
+    install_triggers(&shop, false); // idempotent
+    let fx = Fixture::serve(Backend::Sqlite, &shop, |c| c.writes = true).await;
+    let outside = |sql: &str| {
+        rusqlite::Connection::open(&shop)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap()
+    };
+    let users = "/v1/users?limit=5&fields=name";
+    let product = "/v1/products/4?fields=name";
+    let hit = |path: &'static str| {
+        let fx = &fx;
+        async move { cache_status(&fx.get(path).await) == "hit" }
+    };
+    fx.get(users).await;
+    fx.get(product).await;
+    assert!(hit(users).await && hit(product).await);
+    let poll = Duration::from_millis(200); // four times changes.poll_ms
+
+    // brisk's own writes are not taken for outside ones
+    let response = fx
+        .send("PATCH", "/v1/products/5", r#"{"stock": 7}"#, &[])
+        .await;
+    assert_eq!(response.status(), 200);
+    tokio::time::sleep(poll).await;
+    assert_eq!(fx.state.stats.external_changes.load(Ordering::Relaxed), 0);
+    assert!(
+        hit(users).await && hit(product).await,
+        "a write to product 5 stales neither"
+    );
+
+    // another program's write to products stales products, not users
+    outside("UPDATE products SET name = 'Changed outside' WHERE id = 4");
+    until_fresh(&fx, product, "name", "Changed outside").await;
+    assert!(fx.state.stats.external_changes.load(Ordering::Relaxed) >= 1);
+    assert!(hit(users).await, "users answers stay cached");
+
+    // and to users, users
+    fx.get("/v1/users/1?fields=name").await;
+    assert!(hit("/v1/users/1?fields=name").await);
+    outside("UPDATE users SET name = 'Renamed outside' WHERE id = 1");
+    until_fresh(&fx, "/v1/users/1?fields=name", "name", "Renamed outside").await;
+    let listed = fx.json("/v1/users?limit=5&fields=id,name", 200).await;
+    assert_eq!(
+        listed["data"][0],
+        json!({"id": 1, "name": "Renamed outside"}),
+        "{listed}"
+    );
+
+    // without the triggers, outside writes are still noticed (every table)
+    assert!(install_triggers(&shop, true).contains("removed the change triggers from 4 tables"));
+    tokio::time::sleep(poll).await;
+    fx.get(users).await;
+    fx.get(product).await;
+    assert!(hit(users).await && hit(product).await);
+    outside("UPDATE products SET name = 'Again' WHERE id = 4");
+    until_fresh(&fx, product, "name", "Again").await;
+    assert!(
+        !hit(users).await,
+        "without the log every table counts as changed"
+    );
 }

@@ -13,6 +13,8 @@ use crate::write::{Assignment, WriteAction, WritePlan};
 /// most one row: the row as stored (every column), or for DELETE its key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteSql {
+    /// The table written.
+    pub table: String,
     pub statements: Vec<Sql>,
     /// How a returned row becomes JSON; `shape.keys` holds the row's key.
     pub shape: Shape,
@@ -83,7 +85,11 @@ pub fn render_write(plan: &WritePlan, resource: &Resource, dialect: Dialect) -> 
             vec![w.finish()]
         }
     };
-    WriteSql { statements, shape }
+    WriteSql {
+        table: plan.resource.clone(),
+        statements,
+        shape,
+    }
 }
 
 /// `"table"`, as the alias of RETURNING expressions.
