@@ -168,13 +168,17 @@ def throughput(database: str, url: str, args: argparse.Namespace) -> None:
     )
     note("|---|---:|---:|---:|---:|---:|---:|---|---|")
     cases = [
-        ("POST /v1/users", "post_users.lua", [f"{PID}-{int(time.time())}"]),
-        ("PATCH /v1/products/{id}", "patch_products.lua", ["1", "5000", "42"]),
+        ("POST /v1/users", "post_users.lua", [f"{PID}-{int(time.time())}"], False),
+        ("PATCH /v1/products/{id}", "patch_products.lua", ["1", "5000", "42"], False),
     ]
+    if database == "sqlite":
+        cases.append(("PATCH /v1/products/{id}, change triggers", "patch_products.lua", ["1", "5000", "42"], True))
     for round_ in range(1, args.repeats + 1):
-        for name, script, script_args in cases:
+        for name, script, script_args, triggers in cases:
             if script == "post_users.lua":
                 script_args = [f"{PID}-{round_}-{int(time.time())}"]
+            if triggers:
+                install_triggers(url, remove=False)
             server = start(database, url, f"throughput-{script}-{round_}", {})
             try:
                 load.warm_up(server, "/v1/products/1", "", 50)
@@ -186,6 +190,8 @@ def throughput(database: str, url: str, args: argparse.Namespace) -> None:
                 )
             finally:
                 load.stop_server(server)
+                if triggers:
+                    install_triggers(url, remove=True)
             parsed = load.parse_wrk(outputs[0])
             per = 1e6 / max(parsed["requests"], 1)
             pg = f"{cpu['pg_s'] * per:.1f}" if database == "postgres" else "n/a (in process)"
@@ -214,10 +220,16 @@ def mix(database: str, url: str, args: argparse.Namespace) -> None:
     )
     note("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     script_args = ["5000", "1.1", "42", "0.05"]
-    for setup in ("one instance", "two instances + Redis"):
+    setups = ["one instance", "two instances + Redis"]
+    if database == "sqlite":
+        setups.append("two instances + Redis + change triggers")
+    for setup in setups:
         servers = []
         prefix = f"brisk-bench-{PID}-{database}"
+        triggers = setup.endswith("change triggers")
         try:
+            if triggers:
+                install_triggers(url, remove=False)
             if setup == "one instance":
                 servers.append(start(database, url, "mix-one", {}))
                 commands = [wrk("mix.lua", servers[0].base, args.connections, args.mix_duration, script_args)]
@@ -244,6 +256,8 @@ def mix(database: str, url: str, args: argparse.Namespace) -> None:
                 load.stop_server(server)
             if setup != "one instance":
                 clear_redis(args.redis_url, prefix)
+            if triggers:
+                install_triggers(url, remove=True)
         parsed = [load.parse_wrk(o) for o in outputs]
         requests = sum(p["requests"] for p in parsed)
         counts = mix_counts(outputs)
@@ -269,6 +283,11 @@ def mix(database: str, url: str, args: argparse.Namespace) -> None:
             note(f"\n  non-2xx answers ({setup}): {bad}\n")
 
 
+def install_triggers(url: str, remove: bool) -> None:
+    load.run([str(load.BRISK), "install-triggers", "--db", url] + (["--remove"] if remove else []),
+             stdout=subprocess.DEVNULL)
+
+
 def clear_redis(redis_url: str, prefix: str) -> None:
     host_port = redis_url.split("//", 1)[1].split("/", 1)[0]
     host, port = host_port.split(":")
@@ -282,10 +301,15 @@ def clear_redis(redis_url: str, prefix: str) -> None:
 
 def outside(database: str, url: str, args: argparse.Namespace) -> None:
     note(f"\n### A write made behind brisk's back, {database}\n")
+    for triggers in ([False, True] if database == "sqlite" else [True]):
+        outside_trials(database, url, args, triggers)
+
+
+def outside_trials(database: str, url: str, args: argparse.Namespace, triggers: bool) -> None:
     product = 42
     path = f"/v1/products/{product}?fields=stock"
-    if database == "postgres":
-        load.run([str(load.BRISK), "install-triggers", "--db", url], stdout=subprocess.DEVNULL)
+    if triggers:
+        install_triggers(url, remove=False)
     server = start(database, url, "outside", {})
     os.sched_setaffinity(0, {1})
     delays, hits_before, polls = [], 0, []
@@ -330,11 +354,12 @@ def outside(database: str, url: str, args: argparse.Namespace) -> None:
     finally:
         os.sched_setaffinity(0, set(range(os.cpu_count())))
         load.stop_server(server)
-        if database == "postgres":
-            load.run([str(load.BRISK), "install-triggers", "--db", url, "--remove"], stdout=subprocess.DEVNULL)
+        if triggers:
+            install_triggers(url, remove=True)
     delays.sort()
     how = (
-        "Python sqlite3 (autocommit UPDATE), brisk's default changes.poll_ms = 50"
+        "Python sqlite3 (autocommit UPDATE), brisk's default changes.poll_ms = 50, "
+        + ("after `brisk install-triggers` (change log)" if triggers else "no triggers (PRAGMA data_version)")
         if database == "sqlite"
         else "`psql -c UPDATE ...` after `brisk install-triggers` (LISTEN/NOTIFY)"
     )
