@@ -114,38 +114,32 @@ async fn poll_sqlite(state: Arc<AppState>) {
             _ => None,
         };
         seen = now;
-        let changes = match changed {
+        let tables = match changed {
             Some(tables) if tables.is_empty() => continue,
             Some(tables) => {
                 tracing::info!(?tables, "tables changed outside brisk");
-                let version = state.next_version().await;
-                let changes: Vec<Change> = tables
-                    .into_iter()
-                    .map(|table| Change {
-                        table,
-                        version,
-                        rows: None,
-                    })
-                    .collect();
-                for change in &changes {
-                    state.versions.apply(change);
-                }
-                changes
+                tables
             }
             None => {
                 tracing::info!(
                     "the database file changed outside brisk; every cached answer is stale \
                      (`brisk install-triggers` narrows this to the tables changed)"
                 );
-                state.versions.change_everything(state.next_version().await)
+                state.versions.table_names().to_vec()
             }
         };
         state
             .stats
             .external_changes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        state.publish(&changes).await;
+        mark_changed(&state, tables).await;
     }
+}
+
+/// Marks every row of `tables` changed, here and on every instance.
+async fn mark_changed(state: &AppState, tables: Vec<String>) {
+    let version = state.next_version().await;
+    state.announce(&Change::whole_tables(tables, version)).await;
 }
 
 async fn listen_postgres(state: Arc<AppState>) {
@@ -185,8 +179,7 @@ async fn listen_postgres(state: Arc<AppState>) {
         }
         if !first {
             // notifications may have been lost while the connection was down
-            let changes = state.versions.change_everything(state.next_version().await);
-            state.publish(&changes).await;
+            mark_changed(&state, state.versions.table_names().to_vec()).await;
         }
         first = false;
         while let Some(notification) = notifications.recv().await {
@@ -199,13 +192,7 @@ async fn listen_postgres(state: Arc<AppState>) {
                 .stats
                 .external_changes
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let change = Change {
-                table: table.to_string(),
-                version: state.next_version().await,
-                rows: None,
-            };
-            state.versions.apply(&change);
-            state.publish(std::slice::from_ref(&change)).await;
+            mark_changed(&state, vec![table.to_string()]).await;
         }
         tracing::warn!("the connection listening for outside changes dropped; reconnecting");
         drop(client);

@@ -197,14 +197,7 @@ impl Cluster {
                     .next_version()
                     .await
                     .unwrap_or_else(|| versions.next_version());
-                let changes: Vec<Change> = away
-                    .into_iter()
-                    .map(|table| Change {
-                        table,
-                        version,
-                        rows: None,
-                    })
-                    .collect();
+                let changes = Change::whole_tables(away, version);
                 for change in &changes {
                     versions.apply(change);
                 }

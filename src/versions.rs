@@ -60,6 +60,21 @@ pub struct Change {
     pub rows: Option<Vec<String>>,
 }
 
+impl Change {
+    /// Every row of each of `tables` changed at `version`: a change whose
+    /// rows are unknown (made by another program, or while Redis was away).
+    pub fn whole_tables(tables: impl IntoIterator<Item = String>, version: u64) -> Vec<Change> {
+        tables
+            .into_iter()
+            .map(|table| Change {
+                table,
+                version,
+                rows: None,
+            })
+            .collect()
+    }
+}
+
 impl Versions {
     /// Every table at version 1, last changed at `changed_at`.
     pub fn new<'a>(tables: impl IntoIterator<Item = &'a str>, changed_at: SystemTime) -> Versions {
@@ -203,24 +218,6 @@ impl Versions {
         // last, so that a reader who sees the new table version sees the rows too
         state.version.fetch_max(change.version, Ordering::AcqRel);
         self.stamp_views(i, change.version);
-    }
-
-    /// Marks every table and row changed at `version` (an outside change of
-    /// unknown scope).
-    pub fn change_everything(&self, version: u64) -> Vec<Change> {
-        let changes: Vec<Change> = self
-            .names
-            .iter()
-            .map(|table| Change {
-                table: table.clone(),
-                version,
-                rows: None,
-            })
-            .collect();
-        for change in &changes {
-            self.apply(change);
-        }
-        changes
     }
 
     /// Takes in state kept elsewhere (Redis): the larger of each version wins.

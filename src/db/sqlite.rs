@@ -454,10 +454,10 @@ fn introspect(c: &Connection) -> Result<Introspection, rusqlite::Error> {
         .prepare(
             "SELECT name, type FROM sqlite_schema
              WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
-               AND name <> '_brisk_changes'
+               AND name <> ?1
              ORDER BY name",
         )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([LOG], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut resources = Vec::new();
     let mut foreign_keys = Vec::new();

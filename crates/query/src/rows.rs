@@ -117,7 +117,9 @@ pub struct Shape {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {
-    pub name: String,
+    /// The member name as JSON with its colon (`"name":`), escaped once
+    /// when the shape is made rather than for every row.
+    pub key: String,
     pub kind: ColumnKind,
     pub cell: usize,
 }
@@ -126,13 +128,21 @@ pub struct Field {
 /// related rows (fetched by one query per level) look.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbedShape {
-    pub name: String,
+    /// The member name as JSON with its colon, as in [`Field::key`].
+    pub key: String,
     pub cardinality: Cardinality,
     /// The parent's cell holding the join value.
     pub parent_cell: usize,
     /// The related rows' cell holding the join value.
     pub child_cell: usize,
     pub shape: Shape,
+}
+
+/// `"name":`: the start of a JSON object member.
+pub fn member_key(name: &str) -> String {
+    let mut key = serde_json::to_string(name).expect("a string serializes");
+    key.push(':');
+    key
 }
 
 /// The related rows of one embed, grouped by their join value.
@@ -222,8 +232,7 @@ pub fn write_row(shape: &Shape, row: &[Cell], related: &[Related], out: &mut Vec
             out.push(b',');
         }
         first = false;
-        let _ = serde_json::to_writer(&mut *out, field.name.as_str());
-        out.push(b':');
+        out.extend_from_slice(field.key.as_bytes());
         row[field.cell].write_json(field.kind, out);
     }
     for (embed, related) in shape.embeds.iter().zip(related) {
@@ -231,8 +240,7 @@ pub fn write_row(shape: &Shape, row: &[Cell], related: &[Related], out: &mut Vec
             out.push(b',');
         }
         first = false;
-        let _ = serde_json::to_writer(&mut *out, embed.name.as_str());
-        out.push(b':');
+        out.extend_from_slice(embed.key.as_bytes());
         let group = row[embed.parent_cell]
             .key_text()
             .and_then(|key| related.groups.get(&key))
@@ -317,7 +325,7 @@ mod tests {
     fn rows_with_embeds() {
         let user = Shape {
             fields: vec![Field {
-                name: "name".into(),
+                key: member_key("name"),
                 kind: ColumnKind::Text,
                 cell: 0,
             }],
@@ -326,7 +334,7 @@ mod tests {
         };
         let item = Shape {
             fields: vec![Field {
-                name: "qty".into(),
+                key: member_key("qty"),
                 kind: ColumnKind::Integer,
                 cell: 1,
             }],
@@ -335,21 +343,21 @@ mod tests {
         };
         let order = Shape {
             fields: vec![Field {
-                name: "id".into(),
+                key: member_key("id"),
                 kind: ColumnKind::Integer,
                 cell: 0,
             }],
             keys: vec![(0, ColumnKind::Integer)],
             embeds: vec![
                 EmbedShape {
-                    name: "user".into(),
+                    key: member_key("user"),
                     cardinality: Cardinality::ToOne,
                     parent_cell: 1,
                     child_cell: 1,
                     shape: user,
                 },
                 EmbedShape {
-                    name: "items".into(),
+                    key: member_key("items"),
                     cardinality: Cardinality::ToMany,
                     parent_cell: 0,
                     child_cell: 0,

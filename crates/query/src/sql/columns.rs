@@ -5,7 +5,7 @@
 
 use super::{Dialect, Sql, Writer};
 use crate::plan::{Embed, Selection};
-use crate::rows::{Cell, EmbedShape, Field, Shape};
+use crate::rows::{Cell, EmbedShape, Field, Shape, member_key};
 use crate::schema::{Cardinality, Column, ColumnKind};
 use crate::value::SqlValue;
 
@@ -136,7 +136,7 @@ pub(super) fn level(
         .columns
         .iter()
         .map(|c| Field {
-            name: c.name.clone(),
+            key: member_key(&c.name),
             kind: c.kind,
             cell: cells.cell(c),
         })
@@ -214,7 +214,7 @@ fn embed_level(embed: &Embed, parent_cell: usize, dialect: Dialect) -> (EmbedSha
         }
     }
     let shape = EmbedShape {
-        name: embed.relation.name.clone(),
+        key: member_key(&embed.relation.name),
         cardinality: embed.relation.cardinality,
         parent_cell,
         child_cell,
