@@ -1,10 +1,66 @@
-//! One spelling per meaning: the query string brisk writes in links, and
-//! the key a response cache files an answer under. `sort=price_asc` and
-//! `sort=price` give the same string, and so do parameters in any order.
+//! One spelling per meaning: the routes and query strings brisk writes in
+//! links, the [`CanonicalRequest`] a response cache files an answer under
+//! (and its ETag is made from), and the fingerprint a cursor is bound to.
+//! `sort=price_asc` and `sort=price` give the same string, and so do
+//! parameters in any order.
 
-use crate::params::QueryParams;
+use crate::params::{Operator, QueryParams};
 use crate::plan::{CollectionPlan, ReadPlan};
+use crate::value::SqlValue;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+/// A read in its one spelling: route and canonical query
+/// (`/v1/products?category%5Beq%5D=books&sort=id&limit=20`). Equivalent
+/// requests have equal keys; the cache files answers under it, and an
+/// answer's ETag is made from it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CanonicalRequest(String);
+
+impl CanonicalRequest {
+    /// `route` as [`route`] spells it, `query` as [`query`] does.
+    pub fn new(route: &str, query: &str) -> CanonicalRequest {
+        CanonicalRequest(format!("{route}?{query}"))
+    }
+
+    /// `GET /v1/{resource}/{key}` without parameters: what a write's ETag
+    /// (and `If-Match`) is about.
+    pub fn row(resource: &str, key: &str) -> CanonicalRequest {
+        CanonicalRequest::new(&route(resource, Some(key), None), "")
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A path segment: everything but unreserved characters is escaped.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b']')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// The route of a read, root-relative and escaped: `/v1/users/123/orders`.
+pub fn route(resource: &str, id: Option<&str>, relation: Option<&str>) -> String {
+    let mut route = String::from("/v1");
+    for segment in [Some(resource), id, relation].into_iter().flatten() {
+        route.push('/');
+        route.extend(utf8_percent_encode(segment, SEGMENT));
+    }
+    route
+}
 
 /// Bytes escaped in keys and values: everything that has a meaning in a
 /// query string or a `Link` header, plus the brackets RFC 8288 asks for.
@@ -84,6 +140,81 @@ fn collection_pairs(q: &mut QueryString, params: &QueryParams, plan: &Collection
     }
     if plan.count {
         q.pair("count", "exact");
+    }
+}
+
+impl CollectionPlan {
+    /// What a cursor is bound to: the rows' set and order, not the page size
+    /// or the fields shown.
+    pub fn fingerprint(&self) -> String {
+        let mut text = self.resource.clone();
+        if let Some(scope) = &self.scope {
+            text.push_str(&format!(
+                "|{}/{:?}/{}",
+                scope.parent, scope.key, scope.relation.name
+            ));
+        }
+        for filter in self.canonical_filters() {
+            text.push('|');
+            text.push_str(&filter.0);
+            text.push('=');
+            text.push_str(&filter.1);
+        }
+        text.push_str("|sort=");
+        text.push_str(&self.canonical_sort());
+        text
+    }
+
+    /// Filters as (key, value) query pairs, sorted, so that equivalent
+    /// requests spell them alike.
+    pub fn canonical_filters(&self) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = self
+            .filters
+            .iter()
+            .map(|f| {
+                let key = format!("{}[{}]", f.column.name, f.operator.name());
+                let value = match f.operator {
+                    Operator::In | Operator::Nin => f
+                        .values
+                        .iter()
+                        .map(|v| quote_list_item(&v.as_text().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    _ => f
+                        .values
+                        .first()
+                        .and_then(SqlValue::as_text)
+                        .unwrap_or_default(),
+                };
+                (key, value)
+            })
+            .collect();
+        pairs.sort();
+        pairs.dedup();
+        pairs
+    }
+
+    /// The sort as `-price,name`, tie-breakers included.
+    pub fn canonical_sort(&self) -> String {
+        self.order
+            .iter()
+            .map(|k| {
+                if k.descending {
+                    format!("-{}", k.column.name)
+                } else {
+                    k.column.name.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+fn quote_list_item(item: &str) -> String {
+    if item.contains([',', '"', '\\']) || item.starts_with('"') {
+        format!("\"{}\"", item.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        item.to_string()
     }
 }
 

@@ -1,7 +1,9 @@
-//! Rows as the drivers decode them, and their JSON.
+//! Rows as the drivers decode them ([`Cell`]s), the [`Shape`] that says how
+//! they become JSON, and the JSON itself.
 //!
 //! The database returns plain columns; this module turns them into the JSON
-//! objects of the API, embeds included. Measured against JSON built by the
+//! objects of the API, embeds included (their statements, and the order in
+//! which they run, are [`crate::sql`]'s). Measured against JSON built by the
 //! database (`json_object`/`json_build_object` with embeds as correlated
 //! subqueries), this is 1.2x to 2x faster on the demo questions on both
 //! databases (BENCHMARKS.md), and a deep OFFSET no longer renders the rows it
@@ -9,7 +11,6 @@
 
 use crate::envelope::Row;
 use crate::schema::{Cardinality, ColumnKind};
-use crate::sql::{EmbedQuery, Sql};
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -179,33 +180,6 @@ pub fn join_values(rows: &[Vec<Cell>], cell: usize) -> Vec<Cell> {
         .filter(|c| !matches!(c, Cell::Null))
         .filter(|c| seen.insert(c.key_text()))
         .cloned()
-        .collect()
-}
-
-/// Fetches the related rows of every embed, level by level: one statement
-/// per embed and level, for all the parent rows at once. `fetch` runs a
-/// statement (the caller owns the connection).
-pub fn fetch_related<E>(
-    queries: &[EmbedQuery],
-    shapes: &[EmbedShape],
-    parents: &[Vec<Cell>],
-    fetch: &mut impl FnMut(&Sql) -> Result<Rows, E>,
-) -> Result<Vec<Related>, E> {
-    queries
-        .iter()
-        .zip(shapes)
-        .map(|(query, shape)| {
-            let values = join_values(parents, shape.parent_cell);
-            let rows = if values.is_empty() {
-                Vec::new()
-            } else {
-                fetch(&query.sql(&values))?
-            };
-            let mut related = Related::new(rows, shape.child_cell);
-            related.nested =
-                fetch_related(&query.nested, &shape.shape.embeds, &related.rows, fetch)?;
-            Ok(related)
-        })
         .collect()
 }
 

@@ -5,7 +5,7 @@
 
 use super::{Dialect, Sql, Writer};
 use crate::plan::{Embed, Selection};
-use crate::rows::{Cell, EmbedShape, Field, Shape, member_key};
+use crate::rows::{Cell, EmbedShape, Field, Related, Rows, Shape, join_values, member_key};
 use crate::schema::{Cardinality, Column, ColumnKind};
 use crate::value::SqlValue;
 
@@ -226,4 +226,31 @@ fn embed_level(embed: &Embed, parent_cell: usize, dialect: Dialect) -> (EmbedSha
         nested,
     };
     (shape, query)
+}
+
+/// Fetches the related rows of every embed, level by level: one statement
+/// per embed and level, for all the parent rows at once. `fetch` runs a
+/// statement (the caller owns the connection).
+pub fn fetch_related<E>(
+    queries: &[EmbedQuery],
+    shapes: &[EmbedShape],
+    parents: &[Vec<Cell>],
+    fetch: &mut impl FnMut(&Sql) -> Result<Rows, E>,
+) -> Result<Vec<Related>, E> {
+    queries
+        .iter()
+        .zip(shapes)
+        .map(|(query, shape)| {
+            let values = join_values(parents, shape.parent_cell);
+            let rows = if values.is_empty() {
+                Vec::new()
+            } else {
+                fetch(&query.sql(&values))?
+            };
+            let mut related = Related::new(rows, shape.child_cell);
+            related.nested =
+                fetch_related(&query.nested, &shape.shape.embeds, &related.rows, fetch)?;
+            Ok(related)
+        })
+        .collect()
 }

@@ -13,7 +13,7 @@ mod columns;
 mod select;
 mod write;
 
-pub use columns::EmbedQuery;
+pub use columns::{EmbedQuery, fetch_related};
 pub use select::{ReadSql, render_collection, render_single};
 pub use write::{WriteSql, render_write};
 

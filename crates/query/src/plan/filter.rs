@@ -1,0 +1,106 @@
+//! Filters: `column[operator]=value`, each value checked against the
+//! column's type before any SQL exists.
+
+use crate::error::{ErrorKind, QueryError, did_you_mean};
+use crate::params::{Operator, RESERVED, RawFilter, split_list};
+use crate::schema::{Column, Resource};
+use crate::value::{SqlValue, parse_value};
+
+/// Most values an `in` or `nin` list may hold.
+pub const MAX_LIST_ITEMS: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub column: Column,
+    pub operator: Operator,
+    /// One value, several for `in`/`nin`, and for `null` the wanted
+    /// nullness as a Bool.
+    pub values: Vec<SqlValue>,
+}
+
+pub(super) fn plan_filter(resource: &Resource, raw: &RawFilter) -> Result<Filter, QueryError> {
+    let column = resource.column(&raw.column).ok_or_else(|| {
+        let candidates = RESERVED
+            .iter()
+            .copied()
+            .chain(resource.columns.iter().map(|c| c.name.as_str()));
+        QueryError::new(
+            ErrorKind::UnknownParameter,
+            raw.parameter.as_str(),
+            format!(
+                "'{}' is neither a parameter nor a column of {}{}",
+                raw.column,
+                resource.name,
+                did_you_mean(&raw.column, candidates)
+            ),
+        )
+    })?;
+    let invalid =
+        |detail: String| QueryError::new(ErrorKind::InvalidValue, raw.parameter.as_str(), detail);
+    let unsupported = |why: &str| {
+        QueryError::new(
+            ErrorKind::InvalidOperator,
+            raw.parameter.as_str(),
+            format!(
+                "operator '{}' does not apply to {} ({}): {why}",
+                raw.operator.name(),
+                column.name,
+                column.kind.describe()
+            ),
+        )
+    };
+    let values = match raw.operator {
+        Operator::Null => match raw.value.as_str() {
+            "true" => vec![SqlValue::Bool(true)],
+            "false" => vec![SqlValue::Bool(false)],
+            other => {
+                return Err(invalid(format!(
+                    "[null] takes true or false, not '{other}'"
+                )));
+            }
+        },
+        _ if !column.kind.is_comparable() => {
+            return Err(unsupported("only [null] filters this column"));
+        }
+        Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte
+            if !column.kind.is_ordered() =>
+        {
+            return Err(unsupported("its values have no order"));
+        }
+        Operator::Like | Operator::Ilike if !column.kind.is_textual() => {
+            return Err(unsupported("patterns apply to text columns only"));
+        }
+        Operator::Like | Operator::Ilike => vec![SqlValue::Text(star_to_percent(&raw.value))],
+        Operator::In | Operator::Nin => {
+            let items = split_list(&raw.value).map_err(|e| invalid(format!("bad list: {e}")))?;
+            if items.len() > MAX_LIST_ITEMS {
+                return Err(invalid(format!(
+                    "a list holds at most {MAX_LIST_ITEMS} values, not {}",
+                    items.len()
+                )));
+            }
+            items
+                .iter()
+                .map(|item| parse_value(column, item).map_err(invalid))
+                .collect::<Result<_, _>>()?
+        }
+        _ => vec![parse_value(column, &raw.value).map_err(invalid)?],
+    };
+    Ok(Filter {
+        column: column.clone(),
+        operator: raw.operator,
+        values,
+    })
+}
+
+/// `*` is a friendlier spelling of `%` in patterns (no percent-escape
+/// needed); `\*` stays a literal star.
+fn star_to_percent(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut escaped = false;
+    for c in pattern.chars() {
+        out.push(if c == '*' && !escaped { '%' } else { c });
+        escaped = c == '\\' && !escaped;
+    }
+    out
+}

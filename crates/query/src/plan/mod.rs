@@ -1,0 +1,403 @@
+//! From a read request (path and parsed parameters) and the schema to a
+//! [`ReadPlan`]. Every semantic check lives here, one concern per file:
+//! [`filter`] (filters against column types), [`order`] (sort keys and
+//! tie-breakers), [`selection`] (fields and include); this file holds the
+//! routes, limits, pages and cursors. A plan that exists is valid; rendering
+//! it cannot fail. How a plan is spelled (links, cache keys, cursor
+//! fingerprints) is [`crate::canonical`]'s job.
+
+mod filter;
+mod order;
+mod selection;
+#[cfg(test)]
+mod tests;
+
+pub use filter::{Filter, MAX_LIST_ITEMS};
+pub use order::OrderKey;
+pub use selection::{Embed, Selection};
+
+use crate::cursor::{CursorCodec, Direction};
+use crate::error::{ErrorKind, QueryError, QueryErrors, did_you_mean};
+use crate::params::QueryParams;
+use crate::schema::{Cardinality, Column, Relation, Resource, Schema};
+use crate::value::{SqlValue, from_json, parse_value};
+use filter::plan_filter;
+use order::plan_order;
+use selection::plan_selection;
+
+/// Page sizes, from the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub default_limit: u64,
+    pub max_limit: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            default_limit: 20,
+            max_limit: 1000,
+        }
+    }
+}
+
+/// What the path names: `/v1/{resource}[/{id}[/{relation}]]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadRequest<'a> {
+    pub resource: &'a str,
+    pub id: Option<&'a str>,
+    pub relation: Option<&'a str>,
+    pub params: &'a QueryParams,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadPlan {
+    Collection(CollectionPlan),
+    Single(SinglePlan),
+}
+
+/// A page of rows: `/v1/{resource}` or a to-many `/v1/{resource}/{id}/{relation}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionPlan {
+    pub resource: String,
+    pub scope: Option<Scope>,
+    pub selection: Selection,
+    pub filters: Vec<Filter>,
+    /// Sort keys, ending with the tie-breakers that make the order total.
+    pub order: Vec<OrderKey>,
+    pub window: Window,
+    pub count: bool,
+    /// Whether the order is unique, so keyset cursors are exact.
+    pub cursors: bool,
+}
+
+/// One row: `/v1/{resource}/{id}` or a to-one `/v1/{resource}/{id}/{relation}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinglePlan {
+    pub resource: String,
+    pub selection: Selection,
+    pub locate: Locate,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Locate {
+    /// The row whose key column equals the value.
+    Key { column: Column, value: SqlValue },
+    /// The row a to-one relation of a parent row points at.
+    Related(Scope),
+}
+
+/// The parent row of a nested route, and how its relation reaches the rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scope {
+    pub parent: String,
+    pub parent_key: Column,
+    pub key: SqlValue,
+    pub relation: Relation,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    pub limit: u64,
+    pub position: Position,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Position {
+    /// 1-based page of `limit` rows.
+    Page(u64),
+    /// Keyset: the rows strictly after (or before) a boundary row's keys.
+    Cursor(Direction, Vec<SqlValue>),
+}
+
+impl ReadPlan {
+    /// The resource whose rows the answer holds.
+    pub fn resource(&self) -> &str {
+        match self {
+            ReadPlan::Collection(plan) => &plan.resource,
+            ReadPlan::Single(plan) => &plan.resource,
+        }
+    }
+
+    /// What the answer is built from, for invalidation: whole tables (the
+    /// collection's, every embedded relation's target) and single rows (the
+    /// row of `/v1/t/{id}`, the parent of a nested route). A change to any
+    /// may change the answer; a change to anything else cannot.
+    pub fn dependencies(&self) -> Dependencies<'_> {
+        let mut deps = Dependencies::default();
+        let selection = match self {
+            ReadPlan::Collection(plan) => {
+                deps.tables.push(plan.resource.as_str());
+                if let Some(scope) = &plan.scope {
+                    deps.rows.push((
+                        scope.parent.as_str(),
+                        scope.key.as_text().unwrap_or_default(),
+                    ));
+                }
+                &plan.selection
+            }
+            ReadPlan::Single(plan) => {
+                match &plan.locate {
+                    Locate::Key { value, .. } => deps
+                        .rows
+                        .push((plan.resource.as_str(), value.as_text().unwrap_or_default())),
+                    Locate::Related(scope) => {
+                        deps.tables.push(plan.resource.as_str());
+                        deps.rows.push((
+                            scope.parent.as_str(),
+                            scope.key.as_text().unwrap_or_default(),
+                        ));
+                    }
+                }
+                &plan.selection
+            }
+        };
+        fn embeds<'a>(selection: &'a Selection, tables: &mut Vec<&'a str>) {
+            for embed in &selection.embeds {
+                tables.push(&embed.relation.target);
+                embeds(&embed.selection, tables);
+            }
+        }
+        embeds(selection, &mut deps.tables);
+        deps.tables.sort_unstable();
+        deps.tables.dedup();
+        deps
+    }
+}
+
+/// The tables and rows an answer depends on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dependencies<'a> {
+    pub tables: Vec<&'a str>,
+    /// (table, key as text)
+    pub rows: Vec<(&'a str, String)>,
+}
+
+impl Window {
+    pub fn offset(&self) -> u64 {
+        match self.position {
+            Position::Page(page) => (page - 1) * self.limit,
+            Position::Cursor(..) => 0,
+        }
+    }
+}
+
+/// Validates a read request against the schema.
+pub fn plan_read(
+    schema: &Schema,
+    request: &ReadRequest<'_>,
+    limits: &Limits,
+    cursors: &CursorCodec,
+) -> Result<ReadPlan, QueryErrors> {
+    let resource = find_resource(schema, request.resource)?;
+    let params = request.params;
+    let Some(id) = request.id else {
+        return plan_collection(schema, resource, None, params, limits, cursors);
+    };
+    let key_column = resource.row_key().ok_or_else(|| {
+        QueryError::new(
+            ErrorKind::NotFound,
+            "id",
+            format!(
+                "{} has no single-column primary key, so its rows have no URL; read it as a collection",
+                resource.name
+            ),
+        )
+    })?;
+    let key = parse_value(key_column, id)
+        .map_err(|detail| QueryError::new(ErrorKind::InvalidValue, "id", detail))?;
+    let Some(relation_name) = request.relation else {
+        reject_collection_parameters(params, &format!("/v1/{}/{id}", resource.name))?;
+        let selection = plan_selection(schema, resource, params)?;
+        return Ok(ReadPlan::Single(SinglePlan {
+            resource: resource.name.clone(),
+            selection,
+            locate: Locate::Key {
+                column: key_column.clone(),
+                value: key,
+            },
+        }));
+    };
+    let relation = resource.relation(relation_name).ok_or_else(|| {
+        QueryError::new(
+            ErrorKind::NotFound,
+            "relation",
+            format!(
+                "{} has no relation '{relation_name}'{}",
+                resource.name,
+                did_you_mean(
+                    relation_name,
+                    resource.relations.iter().map(|r| r.name.as_str())
+                )
+            ),
+        )
+    })?;
+    let target = schema
+        .resource(&relation.target)
+        .expect("relations point at resources of the same schema");
+    let scope = Scope {
+        parent: resource.name.clone(),
+        parent_key: key_column.clone(),
+        key,
+        relation: relation.clone(),
+    };
+    match relation.cardinality {
+        Cardinality::ToMany => {
+            plan_collection(schema, target, Some(scope), params, limits, cursors)
+        }
+        Cardinality::ToOne => {
+            reject_collection_parameters(
+                params,
+                &format!("/v1/{}/{id}/{relation_name}", resource.name),
+            )?;
+            let selection = plan_selection(schema, target, params)?;
+            Ok(ReadPlan::Single(SinglePlan {
+                resource: target.name.clone(),
+                selection,
+                locate: Locate::Related(scope),
+            }))
+        }
+    }
+}
+
+fn find_resource<'s>(schema: &'s Schema, name: &str) -> Result<&'s Resource, QueryError> {
+    schema.resource(name).ok_or_else(|| {
+        QueryError::new(
+            ErrorKind::NotFound,
+            "resource",
+            format!(
+                "there is no resource '{name}'{}",
+                did_you_mean(name, schema.resource_names())
+            ),
+        )
+    })
+}
+
+fn reject_collection_parameters(params: &QueryParams, route: &str) -> Result<(), QueryErrors> {
+    let mut errors = QueryErrors::default();
+    let mut reject = |parameter: &str| {
+        errors.push(QueryError::new(
+            ErrorKind::Conflict,
+            parameter,
+            format!("{parameter} applies to collections, and {route} is a single row"),
+        ))
+    };
+    for (given, name) in [
+        (params.sort.is_some(), "sort"),
+        (params.limit.is_some(), "limit"),
+        (params.page.is_some(), "page"),
+        (params.cursor.is_some(), "cursor"),
+        (params.count, "count"),
+    ] {
+        if given {
+            reject(name);
+        }
+    }
+    for filter in &params.filters {
+        reject(&filter.parameter);
+    }
+    errors.into_result(())
+}
+
+fn plan_collection(
+    schema: &Schema,
+    resource: &Resource,
+    scope: Option<Scope>,
+    params: &QueryParams,
+    limits: &Limits,
+    cursors: &CursorCodec,
+) -> Result<ReadPlan, QueryErrors> {
+    let mut errors = QueryErrors::default();
+    let selection = plan_selection(schema, resource, params).unwrap_or_else(|e| {
+        errors.0.extend(e.0);
+        Selection::default()
+    });
+    let filters: Vec<Filter> = params
+        .filters
+        .iter()
+        .filter_map(|raw| plan_filter(resource, raw).map_err(|e| errors.push(e)).ok())
+        .collect();
+    let order = plan_order(resource, params.sort.as_deref()).unwrap_or_else(|e| {
+        errors.0.extend(e.0);
+        Vec::new()
+    });
+    let limit = params.limit.unwrap_or(limits.default_limit);
+    if !(1..=limits.max_limit).contains(&limit) {
+        errors.push(QueryError::new(
+            ErrorKind::InvalidValue,
+            "limit",
+            format!(
+                "limit must be between 1 and {}, not {limit}",
+                limits.max_limit
+            ),
+        ));
+    }
+    let mut plan = CollectionPlan {
+        resource: resource.name.clone(),
+        scope,
+        selection,
+        filters,
+        order,
+        window: Window {
+            limit,
+            position: Position::Page(1),
+        },
+        count: params.count,
+        cursors: resource.has_unique_order(),
+    };
+    match (params.page, params.cursor.as_deref()) {
+        (Some(_), Some(_)) => errors.push(QueryError::new(
+            ErrorKind::Conflict,
+            "cursor",
+            "cursor and page cannot be combined; follow links.next, or use page alone",
+        )),
+        (Some(0), None) => errors.push(QueryError::new(
+            ErrorKind::InvalidValue,
+            "page",
+            "page numbers start at 1",
+        )),
+        (Some(page), None) => match (page - 1).checked_mul(limit).filter(|o| *o <= i64::MAX as u64) {
+            Some(_) => plan.window.position = Position::Page(page),
+            None => errors.push(QueryError::new(
+                ErrorKind::InvalidValue,
+                "page",
+                format!("page {page} is beyond any table"),
+            )),
+        },
+        (None, Some(_)) if !plan.cursors => errors.push(QueryError::new(
+            ErrorKind::Conflict,
+            "cursor",
+            format!(
+                "{} has no primary key, so its order is not unique and cursors are not offered; use page",
+                resource.name
+            ),
+        )),
+        (None, Some(cursor)) if errors.is_empty() => {
+            match decode_cursor(&plan, cursor, cursors) {
+                Some(position) => plan.window.position = position,
+                None => errors.push(QueryError::new(
+                    ErrorKind::InvalidCursor,
+                    "cursor",
+                    "the cursor was altered, has expired, or belongs to another sort or filter; \
+                     repeat the sort and filters of the request that gave it, or start again without a cursor",
+                )),
+            }
+        }
+        (None, _) => {}
+    }
+    errors.into_result(ReadPlan::Collection(plan))
+}
+
+fn decode_cursor(plan: &CollectionPlan, cursor: &str, codec: &CursorCodec) -> Option<Position> {
+    let (direction, keys) = codec.decode(cursor, &plan.fingerprint())?;
+    if keys.len() != plan.order.len() {
+        return None;
+    }
+    let values = plan
+        .order
+        .iter()
+        .zip(&keys)
+        .map(|(key, json)| from_json(&key.column, json))
+        .collect::<Option<Vec<_>>>()?;
+    Some(Position::Cursor(direction, values))
+}
