@@ -1,26 +1,69 @@
 //! The server-side response cache: answers stored as bytes with their
 //! compressed variants and validators, bounded in bytes.
 //!
-//! One quick_cache map holds two kinds of slot. An entry is filed under its
-//! canonical request (`=` + route + canonical query), so equivalent requests
-//! share it. An alias is filed under the raw path and query a client sent
-//! (which always starts with `/`) and points weakly at an entry, so a
-//! repeated request finds its answer without parsing or planning anything.
+//! One quick_cache map holds two kinds of slot, told apart by their
+//! [`SlotKey`]. An entry is filed under its [`CanonicalRequest`], so
+//! equivalent requests share it. An alias is filed under the raw path and
+//! query a client sent and points weakly at an entry, so a repeated request
+//! finds its answer without parsing or planning anything.
 //! Concurrent misses on one canonical key wait for one loader
 //! (`get_value_or_guard_async`). quick_cache rather than moka: a get costs
 //! tens of nanoseconds instead of about a microsecond here, and a hit must
 //! cost less than nginx serving a file (BENCHMARKS.md).
 
 use crate::conditional::Etag;
+use crate::config::{CachePolicy, CacheSettings};
 use crate::encoding::Coding;
-use crate::versions::{Snapshot, Versions};
+use crate::validators::Lifetime;
+use crate::versions::Snapshot;
 use axum::http::HeaderValue;
+use brisk_query::canonical::CanonicalRequest;
 use bytes::Bytes;
 use quick_cache::sync::{Cache, PlaceholderGuard};
-use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
+use quick_cache::{DefaultHashBuilder, Equivalent, Lifecycle, Weighter};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
-use std::time::Instant;
+use std::time::SystemTime;
+
+/// What a slot is filed under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotKey {
+    /// An entry, under the request's one spelling.
+    Answer(CanonicalRequest),
+    /// An alias, under the raw path and query a client sent.
+    Alias(Box<str>),
+}
+
+impl Hash for SlotKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            SlotKey::Answer(request) => {
+                state.write_u8(0);
+                request.as_str().hash(state);
+            }
+            SlotKey::Alias(raw) => AliasKey(raw).hash(state),
+        }
+    }
+}
+
+/// An alias key borrowed from a request: looked up on every hit, so
+/// without allocating.
+struct AliasKey<'a>(&'a str);
+
+impl Hash for AliasKey<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u8(1);
+        self.0.hash(state);
+    }
+}
+
+impl Equivalent<SlotKey> for AliasKey<'_> {
+    fn equivalent(&self, key: &SlotKey) -> bool {
+        matches!(key, SlotKey::Alias(raw) if **raw == *self.0)
+    }
+}
 
 /// What one slot of the map holds.
 #[derive(Clone)]
@@ -40,26 +83,31 @@ impl Slot {
 
 /// A cached 200 answer.
 pub struct Entry {
-    /// The canonical key it is filed under.
-    pub key: String,
+    /// The request it is filed under.
+    pub key: CanonicalRequest,
     pub identity: Bytes,
     variants: RwLock<[Option<Variant>; 4]>,
     pub etag: Etag,
     pub identity_etag: HeaderValue,
     pub last_modified: HeaderValue,
-    pub last_modified_time: std::time::SystemTime,
+    pub last_modified_time: SystemTime,
     pub link: Option<HeaderValue>,
     pub cache_control: HeaderValue,
-    /// The versions of the tables the answer was built from.
-    pub versions: Snapshot,
-    pub created: Instant,
-    pub fresh_until: Instant,
-    /// Past `fresh_until` and before this, the entry may be served while a
-    /// refresh runs (stale-while-revalidate).
-    pub stale_until: Instant,
+    /// The versions of the tables and rows the answer was built from.
+    pub built_from: Snapshot,
+    pub lifetime: Lifetime,
     pub hits: AtomicU64,
     pub refreshing: AtomicBool,
     pub recompressing: AtomicBool,
+}
+
+/// An answer as it is filed: its body and what validates it.
+pub struct Answered {
+    pub identity: Bytes,
+    pub link: Option<HeaderValue>,
+    pub etag: Etag,
+    pub last_modified: SystemTime,
+    pub built_from: Snapshot,
 }
 
 /// The answer in one content coding.
@@ -71,57 +119,24 @@ pub struct Variant {
     pub level: i32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Freshness {
-    Fresh,
-    /// Past its TTL but within stale-while-revalidate; never after a write.
-    Stale,
-    Expired,
-}
-
 impl Entry {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        key: String,
-        identity: Bytes,
-        etag: Etag,
-        last_modified_time: std::time::SystemTime,
-        link: Option<HeaderValue>,
-        cache_control: HeaderValue,
-        versions: Snapshot,
-        ttl: std::time::Duration,
-        stale: std::time::Duration,
-    ) -> Entry {
-        let created = Instant::now();
+    /// Files an answer under `key`, cached as `policy` says.
+    pub fn new(key: CanonicalRequest, answer: Answered, policy: &CachePolicy) -> Entry {
         Entry {
             key,
-            identity,
+            identity: answer.identity,
             variants: RwLock::new([None, None, None, None]),
-            identity_etag: etag.identity_header(),
-            etag,
-            last_modified: crate::conditional::http_date(last_modified_time),
-            last_modified_time,
-            link,
-            cache_control,
-            versions,
-            created,
-            fresh_until: created + ttl,
-            stale_until: created + ttl + stale,
+            identity_etag: answer.etag.identity_header(),
+            etag: answer.etag,
+            last_modified: crate::conditional::http_date(answer.last_modified),
+            last_modified_time: answer.last_modified,
+            link: answer.link,
+            cache_control: policy.cache_control.clone(),
+            built_from: answer.built_from,
+            lifetime: Lifetime::starting_now(policy.ttl, policy.stale),
             hits: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),
             recompressing: AtomicBool::new(false),
-        }
-    }
-
-    pub fn freshness(&self, versions: &Versions, now: Instant) -> Freshness {
-        if !versions.is_current(&self.versions) {
-            Freshness::Expired
-        } else if now < self.fresh_until {
-            Freshness::Fresh
-        } else if now < self.stale_until {
-            Freshness::Stale
-        } else {
-            Freshness::Expired
         }
     }
 
@@ -153,7 +168,7 @@ impl Entry {
             .map(|v| v.bytes.len())
             .sum();
         let headers = self.link.as_ref().map_or(0, |l| l.len()) + 256;
-        (self.identity.len() + variants + self.key.len() + headers) as u64
+        (self.identity.len() + variants + self.key.as_str().len() + headers) as u64
     }
 
     /// The entry as the second-level cache stores it: validators, then the
@@ -176,7 +191,13 @@ impl Entry {
 
     /// Reads a second-level entry, if it is the answer with `etag` (the tag
     /// this request has at the current versions: an older entry has another).
-    pub fn from_shared(bytes: &[u8], etag: &Etag, fields: SharedFields) -> Option<Entry> {
+    pub fn from_shared(
+        bytes: &[u8],
+        key: CanonicalRequest,
+        etag: &Etag,
+        built_from: Snapshot,
+        policy: &CachePolicy,
+    ) -> Option<Entry> {
         let mut parts = bytes.splitn(5, |b| *b == b'\n');
         let stored_etag = std::str::from_utf8(parts.next()?).ok()?;
         if stored_etag != etag.0 {
@@ -187,19 +208,16 @@ impl Entry {
         let level: i32 = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
         let packed = parts.next()?;
         let identity = zstd::decode_all(packed).ok()?;
-        let entry = Entry::new(
-            fields.key,
-            Bytes::from(identity),
-            etag.clone(),
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds),
-            (!link.is_empty())
+        let answer = Answered {
+            identity: Bytes::from(identity),
+            link: (!link.is_empty())
                 .then(|| HeaderValue::from_str(link).ok())
                 .flatten(),
-            fields.cache_control,
-            fields.versions,
-            fields.ttl,
-            fields.stale,
-        );
+            etag: etag.clone(),
+            last_modified: std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds),
+            built_from,
+        };
+        let entry = Entry::new(key, answer, policy);
         entry.set_variant(
             Coding::Zstd,
             Variant {
@@ -211,30 +229,17 @@ impl Entry {
         );
         Some(entry)
     }
-
-    /// Seconds since it was made, for `Age`.
-    pub fn age_seconds(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.created).as_secs()
-    }
-}
-
-/// What a second-level entry does not carry: this instance's view of it.
-pub struct SharedFields {
-    pub key: String,
-    pub cache_control: HeaderValue,
-    pub versions: Snapshot,
-    pub ttl: std::time::Duration,
-    pub stale: std::time::Duration,
 }
 
 #[derive(Clone)]
 pub struct SlotWeighter;
 
-impl Weighter<String, Slot> for SlotWeighter {
-    fn weight(&self, key: &String, slot: &Slot) -> u64 {
-        match slot {
-            Slot::Entry(_, weight) => *weight,
-            Slot::Alias(_) => key.len() as u64 + 64,
+impl Weighter<SlotKey, Slot> for SlotWeighter {
+    fn weight(&self, key: &SlotKey, slot: &Slot) -> u64 {
+        match (key, slot) {
+            (_, Slot::Entry(_, weight)) => *weight,
+            (SlotKey::Alias(raw), Slot::Alias(_)) => raw.len() as u64 + 64,
+            (SlotKey::Answer(request), Slot::Alias(_)) => request.as_str().len() as u64 + 64,
         }
     }
 }
@@ -243,17 +248,17 @@ impl Weighter<String, Slot> for SlotWeighter {
 #[derive(Clone, Default)]
 pub struct CountEvictions(Arc<AtomicU64>);
 
-impl Lifecycle<String, Slot> for CountEvictions {
+impl Lifecycle<SlotKey, Slot> for CountEvictions {
     type RequestState = ();
 
-    fn on_evict(&self, _state: &mut (), _key: String, slot: Slot) {
+    fn on_evict(&self, _state: &mut (), _key: SlotKey, slot: Slot) {
         if matches!(slot, Slot::Entry(..)) {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
-type Map = Cache<String, Slot, SlotWeighter, DefaultHashBuilder, CountEvictions>;
+type Map = Cache<SlotKey, Slot, SlotWeighter, DefaultHashBuilder, CountEvictions>;
 
 /// Counters of the cache's work, read by tests and (later) the metrics endpoint.
 #[derive(Default)]
@@ -284,13 +289,23 @@ pub struct ResponseCache {
     map: Map,
     evictions: Arc<AtomicU64>,
     pub stats: CacheStats,
+    /// Whether answers are cached at all.
+    pub enabled: bool,
+    /// Whether a request's `Cache-Control: no-cache` skips the cache.
+    pub honor_client_no_cache: bool,
+    policies: HashMap<String, CachePolicy>,
 }
 
 pub type Guard<'a> =
-    PlaceholderGuard<'a, String, Slot, SlotWeighter, DefaultHashBuilder, CountEvictions>;
+    PlaceholderGuard<'a, SlotKey, Slot, SlotWeighter, DefaultHashBuilder, CountEvictions>;
 
 impl ResponseCache {
-    pub fn new(max_bytes: u64) -> ResponseCache {
+    /// A cache as `settings` say, with the policy of each of `resources`.
+    pub fn new<'a>(
+        settings: &CacheSettings,
+        resources: impl IntoIterator<Item = &'a str>,
+    ) -> ResponseCache {
+        let max_bytes = settings.max_bytes;
         let lifecycle = CountEvictions::default();
         let evictions = lifecycle.0.clone();
         // quick_cache sizes its tables from an item estimate: a few KiB per entry.
@@ -306,12 +321,25 @@ impl ResponseCache {
             map,
             evictions,
             stats: CacheStats::default(),
+            enabled: settings.enabled,
+            honor_client_no_cache: settings.honor_client_no_cache,
+            policies: resources
+                .into_iter()
+                .map(|name| (name.to_string(), settings.policy(name)))
+                .collect(),
         }
+    }
+
+    /// How answers of `resource` are cached.
+    pub fn policy(&self, resource: &str) -> &CachePolicy {
+        self.policies
+            .get(resource)
+            .expect("every served resource has a policy")
     }
 
     /// The entry a raw path and query led to before, if it is still held.
     pub fn by_alias(&self, path_and_query: &str) -> Option<Arc<Entry>> {
-        match self.map.get(path_and_query)? {
+        match self.map.get(&AliasKey(path_and_query))? {
             Slot::Alias(entry) => entry.upgrade(),
             Slot::Entry(..) => None,
         }
@@ -319,13 +347,14 @@ impl ResponseCache {
 
     /// The entry under `key`, or a guard that makes the caller its loader
     /// while other callers for the same key wait.
-    pub async fn get_or_guard(&self, key: &str) -> Result<Arc<Entry>, Guard<'_>> {
+    pub async fn get_or_guard(&self, key: &CanonicalRequest) -> Result<Arc<Entry>, Guard<'_>> {
+        let key = SlotKey::Answer(key.clone());
         loop {
-            match self.map.get_value_or_guard_async(key).await {
+            match self.map.get_value_or_guard_async(&key).await {
                 Ok(Slot::Entry(entry, _)) => return Ok(entry),
-                // an alias under a canonical key cannot happen (`=` vs `/`)
+                // only entries are filed under answer keys; an alias here is a bug
                 Ok(Slot::Alias(_)) => {
-                    self.map.remove(key);
+                    self.map.remove(&key);
                 }
                 Err(guard) => return Err(guard),
             }
@@ -338,17 +367,18 @@ impl ResponseCache {
 
     /// Files an entry under its key, replacing whatever is there (refreshes).
     pub fn put(&self, entry: &Arc<Entry>) {
-        self.map.insert(entry.key.clone(), Slot::entry(entry));
+        self.map
+            .insert(SlotKey::Answer(entry.key.clone()), Slot::entry(entry));
     }
 
     pub fn alias(&self, path_and_query: &str, entry: &Arc<Entry>) {
-        let fresh = match self.map.peek(path_and_query) {
+        let fresh = match self.map.peek(&AliasKey(path_and_query)) {
             Some(Slot::Alias(existing)) => !std::ptr::eq(existing.as_ptr(), Arc::as_ptr(entry)),
             _ => true,
         };
         if fresh {
             self.map.insert(
-                path_and_query.to_string(),
+                SlotKey::Alias(path_and_query.into()),
                 Slot::Alias(Arc::downgrade(entry)),
             );
         }
@@ -357,7 +387,7 @@ impl ResponseCache {
     /// Drops `entry` if it is still the one filed under its key.
     pub fn remove(&self, entry: &Arc<Entry>) {
         self.map.remove_if(
-            entry.key.as_str(),
+            &SlotKey::Answer(entry.key.clone()),
             |slot| matches!(slot, Slot::Entry(current, _) if Arc::ptr_eq(current, entry)),
         );
     }
@@ -366,7 +396,7 @@ impl ResponseCache {
     pub fn reweigh(&self, entry: &Arc<Entry>) {
         let _ = self
             .map
-            .replace(entry.key.clone(), Slot::entry(entry), true);
+            .replace(SlotKey::Answer(entry.key.clone()), Slot::entry(entry), true);
     }
 
     pub fn counters(&self) -> CacheCounters {

@@ -1,10 +1,11 @@
-//! The command line: `serve`, `demo`, `load-demo` and `openapi`.
+//! The command line: `serve`, `demo`, `load-demo`, `install-triggers` and
+//! `openapi`.
 
 use crate::app::{App, load_schema};
-use crate::config::{Config, DatabaseUrl, Overrides, Settings};
+use crate::config::{Config, DatabaseUrl, LogConfig, LogSettings, Overrides, Settings};
 use crate::dataset::{self, DemoSpec, Target};
 use crate::db::Database;
-use crate::openapi;
+use crate::{openapi, telemetry};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -126,13 +127,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             common,
         } => {
             check_scale(scale)?;
-            if !db.exists() {
-                eprintln!(
-                    "creating the demo shop in {} (scale {scale}, seed {seed})",
-                    db.display()
-                );
-                dataset::load(Target::Sqlite(&db), DemoSpec { scale, seed }, false).await?;
-            }
             let settings = settings(
                 common.config.as_deref(),
                 Overrides {
@@ -140,6 +134,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     database: Some(db.display().to_string()),
                 },
             )?;
+            if !db.exists() {
+                eprintln!(
+                    "creating the demo shop in {} (scale {scale}, seed {seed})",
+                    db.display()
+                );
+                dataset::load(Target::Sqlite(&db), DemoSpec { scale, seed }, false).await?;
+            }
             serve(settings, Some("the demo shop")).await
         }
         Command::LoadDemo {
@@ -149,6 +150,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             force,
         } => {
             check_scale(scale)?;
+            telemetry::init(&LogSettings {
+                filter: LogConfig::default().filter,
+            });
             let url = DatabaseUrl::parse(&db)?;
             let target = match &url {
                 DatabaseUrl::Sqlite(path) => Target::Sqlite(path),
@@ -173,36 +177,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     database: db,
                 },
             )?;
-            let schema = live_schema(&settings).await?;
+            let database = Database::connect(&settings.database).await?;
+            let schema =
+                load_schema(&database, &settings.database.schema, &settings.schema).await?;
             let tables: Vec<String> = schema
                 .resources()
                 .filter(|r| r.kind == brisk_query::schema::ResourceKind::Table)
                 .map(|r| r.name.clone())
                 .collect();
-            match &settings.database {
-                DatabaseUrl::Postgres(url) => {
-                    let sql = crate::changes::postgres_trigger_sql(
-                        &settings.schema_name,
-                        &tables,
-                        remove,
-                    );
-                    let (client, connection) =
-                        tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-                    tokio::spawn(connection);
-                    client
-                        .batch_execute(&format!("BEGIN;\n{sql}COMMIT;"))
-                        .await
-                        .context("installing the triggers")?;
-                }
-                DatabaseUrl::Sqlite(path) => {
-                    let sql = crate::changes::sqlite_trigger_sql(&tables, remove);
-                    rusqlite::Connection::open(path)
-                        .and_then(|c| c.execute_batch(&format!("BEGIN IMMEDIATE;\n{sql}COMMIT;")))
-                        .context("installing the triggers")?;
-                }
-            }
-            let place = match &settings.database {
-                DatabaseUrl::Postgres(_) => format!("schema {}", settings.schema_name),
+            database
+                .install_triggers(&settings.database.schema, &tables, remove)
+                .await
+                .context("installing the triggers")?;
+            let place = match &settings.database.url {
+                DatabaseUrl::Postgres(_) => format!("schema {}", settings.database.schema),
                 DatabaseUrl::Sqlite(path) => path.display().to_string(),
             };
             eprintln!(
@@ -222,18 +210,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     database: db,
                 },
             )?;
-            let schema = live_schema(&settings).await?;
-            let document = openapi::document(&schema, &settings.limits, settings.config.writes);
+            let database = Database::connect(&settings.database).await?;
+            let schema =
+                load_schema(&database, &settings.database.schema, &settings.schema).await?;
+            let document =
+                openapi::document(&schema, &settings.reads.limits, settings.writes.enabled);
             println!("{}", serde_json::to_string_pretty(&document)?);
             Ok(())
         }
     }
-}
-
-/// The schema brisk would serve from the configured database.
-async fn live_schema(settings: &Settings) -> anyhow::Result<brisk_query::Schema> {
-    let database = Database::connect(settings).await?;
-    load_schema(&database, settings).await
 }
 
 fn check_scale(scale: f64) -> anyhow::Result<()> {
@@ -245,14 +230,16 @@ fn check_scale(scale: f64) -> anyhow::Result<()> {
 }
 
 /// Reads the config file (the given one, or ./brisk.toml if present), the
-/// environment and the flags.
+/// environment and the flags, and starts logging as they say.
 fn settings(config: Option<&Path>, overrides: Overrides) -> anyhow::Result<Settings> {
     let default_file = Path::new("brisk.toml");
     let file = config.or_else(|| default_file.exists().then_some(default_file));
+    let settings = Settings::from_config(Config::load(file, &overrides)?)?;
+    telemetry::init(&settings.log);
     if let Some(file) = file {
-        tracing::info!(file = %file.display(), "reading configuration");
+        tracing::info!(file = %file.display(), "configuration read");
     }
-    Settings::from_config(Config::load(file, &overrides)?)
+    Ok(settings)
 }
 
 async fn serve(settings: Settings, what: Option<&str>) -> anyhow::Result<()> {
@@ -262,7 +249,7 @@ async fn serve(settings: Settings, what: Option<&str>) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let address = listener.local_addr()?;
     let resources: Vec<&str> = app.state.schema.resource_names().collect();
-    tracing::info!(database = %settings.database, resources = resources.len(), "serving on http://{address}");
+    tracing::info!(database = %settings.database.url, resources = resources.len(), "serving on http://{address}");
     let example = resources
         .iter()
         .copied()
@@ -272,7 +259,7 @@ async fn serve(settings: Settings, what: Option<&str>) -> anyhow::Result<()> {
     eprintln!(
         "brisk is serving {} ({}) at http://{address}\n  resources: {}\n  try: curl 'http://{address}/v1/{example}?limit=3'\n  the API document: curl http://{address}/v1/openapi.json",
         what.unwrap_or("the database"),
-        settings.database,
+        settings.database.url,
         resources.join(", "),
     );
     app.serve(listener, shutdown_signal()).await?;

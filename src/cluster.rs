@@ -17,6 +17,8 @@
 //! `redis.degraded_ttl_ms` as stale (writes on other instances cannot reach
 //! it). Tables it wrote meanwhile are announced again when Redis is back.
 
+use crate::conditional::EtagSeed;
+use crate::config::RedisSettings;
 use crate::versions::{Change, Versions};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
@@ -116,11 +118,12 @@ pub enum Claim {
 const TIMEOUT: Duration = Duration::from_millis(500);
 
 impl Cluster {
-    pub fn new(url: &str, prefix: &str) -> anyhow::Result<Arc<Cluster>> {
-        let client = redis::Client::open(url)
+    pub fn new(settings: &RedisSettings) -> anyhow::Result<Arc<Cluster>> {
+        let url = &settings.url;
+        let client = redis::Client::open(url.as_str())
             .map_err(|e| anyhow::anyhow!("redis.url '{url}' is not usable: {e}"))?;
         Ok(Arc::new(Cluster {
-            prefix: prefix.to_string(),
+            prefix: settings.prefix.clone(),
             client,
             manager: tokio::sync::RwLock::new(None),
             connected: AtomicBool::new(false),
@@ -156,7 +159,7 @@ impl Cluster {
     /// Runs the subscription and (re)synchronisation loop until the process
     /// ends: subscribe, load the whole version state, announce what was
     /// written while away, then apply changes as they come.
-    pub async fn run(self: Arc<Cluster>, versions: Arc<Versions>, seed: Arc<crate::app::EtagSeed>) {
+    pub async fn run(self: Arc<Cluster>, versions: Arc<Versions>, seed: Arc<EtagSeed>) {
         use futures_util::StreamExt;
         let mut first = true;
         loop {
@@ -232,7 +235,7 @@ impl Cluster {
         &self,
         mut redis: ConnectionManager,
         versions: &Versions,
-        seed: &crate::app::EtagSeed,
+        seed: &EtagSeed,
     ) -> redis::RedisResult<()> {
         let raise_script = Script::new(RAISE);
         let mut raise = raise_script.prepare_invoke();

@@ -9,6 +9,8 @@
 
 use crate::encoding::Coding;
 use axum::http::{HeaderMap, HeaderValue, header};
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 /// The opaque part of an answer's identity ETag (no quotes).
@@ -25,6 +27,57 @@ impl Etag {
     pub fn coded_header(&self, coding: Coding, level: i32) -> HeaderValue {
         HeaderValue::from_str(&format!("\"{}-{}{}\"", self.0, coding.etag_suffix(), level))
             .expect("ETags are hex")
+    }
+}
+
+/// The seed mixed into every ETag. A random one per process, so that a tag
+/// never outlives the versions it was made from; with Redis, one shared by
+/// the cluster, so every instance gives the same answer the same tag.
+pub struct EtagSeed {
+    local: [u8; 16],
+    shared: RwLock<Option<Vec<u8>>>,
+    use_shared: AtomicBool,
+}
+
+impl EtagSeed {
+    pub fn new() -> EtagSeed {
+        let mut local = [0u8; 16];
+        getrandom::fill(&mut local).expect("the operating system provides random bytes");
+        EtagSeed {
+            local,
+            shared: RwLock::new(None),
+            use_shared: AtomicBool::new(false),
+        }
+    }
+
+    pub fn local_hex(&self) -> String {
+        self.local.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The cluster's seed, agreed through Redis.
+    pub fn set_shared(&self, seed: &str) {
+        *self.shared.write().expect("seed lock") = Some(seed.as_bytes().to_vec());
+    }
+
+    /// Whether tags are made with the cluster's seed (while Redis is there).
+    pub fn use_shared(&self, on: bool) {
+        self.use_shared.store(on, Ordering::Release);
+    }
+
+    pub fn hash_into(&self, hasher: &mut xxhash_rust::xxh3::Xxh3) {
+        if self.use_shared.load(Ordering::Acquire)
+            && let Some(shared) = self.shared.read().expect("seed lock").as_deref()
+        {
+            hasher.update(shared);
+            return;
+        }
+        hasher.update(&self.local);
+    }
+}
+
+impl Default for EtagSeed {
+    fn default() -> Self {
+        EtagSeed::new()
     }
 }
 

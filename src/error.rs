@@ -1,5 +1,12 @@
-//! Every error response, as `application/problem+json` (RFC 9457), made
-//! in one place from one table of problem types.
+//! Every error response, as `application/problem+json` (RFC 9457), made in
+//! one place from one table of problem types: [`problems!`] below generates
+//! the [`Problem`] enum, each type's status, slug (the last segment of its
+//! type URI) and title, and the list the OpenAPI document and
+//! `docs/errors.md` are checked against. A new problem is one new row.
+//!
+//! Errors are not logged here: an [`ApiError`] with a cause the client must
+//! not see carries it to the response's extensions, and the routes' one
+//! logging layer writes it with the request id.
 
 use crate::db::DbError;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -10,136 +17,106 @@ use serde::Serialize;
 /// Where the problem types are documented: `docs/errors.md` names each.
 pub const PROBLEM_BASE: &str = "https://brisk.dev/problems/";
 
-/// The problem types brisk emits, beyond the query crate's kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Problem {
-    Query(ErrorKind),
-    RouteNotFound,
-    RowNotFound,
-    MethodNotAllowed,
+macro_rules! problems {
+    ($($(#[$doc:meta])* $name:ident => $status:ident, $slug:literal, $title:literal;)*) => {
+        /// A problem type brisk sends.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Problem {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl Problem {
+            /// Every problem type, in the table's order.
+            pub const ALL: &[Problem] = &[$(Problem::$name),*];
+
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(Problem::$name => StatusCode::$status,)*
+                }
+            }
+
+            /// The last segment of the type URI.
+            pub fn slug(self) -> &'static str {
+                match self {
+                    $(Problem::$name => $slug,)*
+                }
+            }
+
+            /// The same for every occurrence (RFC 9457 §3.1.3).
+            pub fn title(self) -> &'static str {
+                match self {
+                    $(Problem::$name => $title,)*
+                }
+            }
+        }
+    };
+}
+
+problems! {
+    /// The resource, row key shape or relation in the path does not exist.
+    NotFound => NOT_FOUND, "not-found", "Not found";
+    /// The path matches no route.
+    RouteNotFound => NOT_FOUND, "route-not-found", "No such route";
+    /// No row with that key (or no parent row for a nested route).
+    RowNotFound => NOT_FOUND, "row-not-found", "Row not found";
+    MethodNotAllowed => METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed";
+    UnknownParameter => BAD_REQUEST, "unknown-parameter", "Unknown query parameter";
+    UnknownField => BAD_REQUEST, "unknown-field", "Unknown field";
+    UnknownRelation => BAD_REQUEST, "unknown-relation", "Unknown relation";
+    InvalidValue => BAD_REQUEST, "invalid-value", "Invalid value";
+    InvalidOperator => BAD_REQUEST, "invalid-operator", "Invalid filter operator";
+    InvalidCursor => BAD_REQUEST, "invalid-cursor", "Invalid cursor";
+    ConflictingParameters => BAD_REQUEST, "conflicting-parameters", "Conflicting parameters";
+    DuplicateParameter => BAD_REQUEST, "duplicate-parameter", "Duplicate parameter";
+    MalformedQuery => BAD_REQUEST, "malformed-query", "Malformed query string";
+    MalformedBody => BAD_REQUEST, "malformed-body", "Malformed body";
+    /// A body field that is unknown, mistyped, missing or not writable.
+    InvalidField => UNPROCESSABLE_ENTITY, "invalid-field", "Invalid field";
+    /// `identity;q=0` and no coding brisk has is acceptable.
+    NotAcceptable => NOT_ACCEPTABLE, "not-acceptable", "Not acceptable";
+    /// The request body is larger than `limits.max_body_bytes`.
+    PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload-too-large", "Body too large";
     /// Writes are switched off (`writes = false`).
-    WritesDisabled,
+    WritesDisabled => FORBIDDEN, "writes-disabled", "Writes are disabled";
     /// `If-Match` (or `If-None-Match` on a write) does not hold.
-    PreconditionFailed,
+    PreconditionFailed => PRECONDITION_FAILED, "precondition-failed", "Precondition failed";
+    /// `http.require_if_match` and a write without `If-Match`.
+    PreconditionRequired => PRECONDITION_REQUIRED, "precondition-required", "Precondition required";
     /// A write would break a unique or foreign key constraint.
-    Conflict,
+    Conflict => CONFLICT, "conflict", "Conflict";
     /// A write breaks a NOT NULL or CHECK constraint, or a value the
     /// database refuses.
-    ConstraintViolation,
+    ConstraintViolation => UNPROCESSABLE_ENTITY, "constraint-violation", "Constraint violation";
     /// The request body is not `application/json`, or is encoded.
-    UnsupportedMediaType,
-    DatabaseUnavailable,
-    Timeout,
-    Internal,
-    /// A status raised outside brisk's handlers (body limit, framework).
-    Status(StatusCode),
+    UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type";
+    DatabaseUnavailable => SERVICE_UNAVAILABLE, "database-unavailable", "Database unavailable";
+    StatementTimeout => SERVICE_UNAVAILABLE, "statement-timeout", "Query took too long";
+    Internal => INTERNAL_SERVER_ERROR, "internal-error", "Internal error";
 }
 
 impl Problem {
-    pub fn status(self) -> StatusCode {
-        match self {
-            Problem::Query(ErrorKind::NotFound) | Problem::RouteNotFound | Problem::RowNotFound => {
-                StatusCode::NOT_FOUND
-            }
-            Problem::Query(ErrorKind::InvalidField) => StatusCode::UNPROCESSABLE_ENTITY,
-            Problem::Query(_) => StatusCode::BAD_REQUEST,
-            Problem::WritesDisabled => StatusCode::FORBIDDEN,
-            Problem::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            Problem::Conflict => StatusCode::CONFLICT,
-            Problem::ConstraintViolation => StatusCode::UNPROCESSABLE_ENTITY,
-            Problem::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Problem::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Problem::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Problem::Timeout => StatusCode::SERVICE_UNAVAILABLE,
-            Problem::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Problem::Status(status) => status,
-        }
-    }
-
-    /// The `type` URI; `about:blank` for plain HTTP statuses.
+    /// The `type` URI.
     pub fn type_uri(self) -> String {
-        let slug = match self {
-            Problem::Query(kind) => kind.slug(),
-            Problem::RouteNotFound => "route-not-found",
-            Problem::RowNotFound => "row-not-found",
-            Problem::MethodNotAllowed => "method-not-allowed",
-            Problem::WritesDisabled => "writes-disabled",
-            Problem::PreconditionFailed => "precondition-failed",
-            Problem::Conflict => "conflict",
-            Problem::ConstraintViolation => "constraint-violation",
-            Problem::UnsupportedMediaType => "unsupported-media-type",
-            Problem::DatabaseUnavailable => "database-unavailable",
-            Problem::Timeout => "statement-timeout",
-            Problem::Internal => "internal-error",
-            Problem::Status(_) => return "about:blank".into(),
-        };
-        format!("{PROBLEM_BASE}{slug}")
+        format!("{PROBLEM_BASE}{}", self.slug())
     }
+}
 
-    pub fn title(self) -> &'static str {
-        match self {
-            Problem::Query(kind) => match kind {
-                ErrorKind::NotFound => "Not found",
-                ErrorKind::UnknownParameter => "Unknown query parameter",
-                ErrorKind::UnknownField => "Unknown field",
-                ErrorKind::UnknownRelation => "Unknown relation",
-                ErrorKind::InvalidValue => "Invalid value",
-                ErrorKind::InvalidOperator => "Invalid filter operator",
-                ErrorKind::InvalidCursor => "Invalid cursor",
-                ErrorKind::Conflict => "Conflicting parameters",
-                ErrorKind::Duplicate => "Duplicate parameter",
-                ErrorKind::Malformed => "Malformed query string",
-                ErrorKind::MalformedBody => "Malformed body",
-                ErrorKind::InvalidField => "Invalid field",
-            },
-            Problem::RouteNotFound => "No such route",
-            Problem::RowNotFound => "Row not found",
-            Problem::MethodNotAllowed => "Method not allowed",
-            Problem::WritesDisabled => "Writes are disabled",
-            Problem::PreconditionFailed => "Precondition failed",
-            Problem::Conflict => "Conflict",
-            Problem::ConstraintViolation => "Constraint violation",
-            Problem::UnsupportedMediaType => "Unsupported media type",
-            Problem::DatabaseUnavailable => "Database unavailable",
-            Problem::Timeout => "Query took too long",
-            Problem::Internal => "Internal error",
-            Problem::Status(status) => status.canonical_reason().unwrap_or("Error"),
+impl From<ErrorKind> for Problem {
+    fn from(kind: ErrorKind) -> Problem {
+        match kind {
+            ErrorKind::NotFound => Problem::NotFound,
+            ErrorKind::UnknownParameter => Problem::UnknownParameter,
+            ErrorKind::UnknownField => Problem::UnknownField,
+            ErrorKind::UnknownRelation => Problem::UnknownRelation,
+            ErrorKind::InvalidValue => Problem::InvalidValue,
+            ErrorKind::InvalidOperator => Problem::InvalidOperator,
+            ErrorKind::InvalidCursor => Problem::InvalidCursor,
+            ErrorKind::Conflict => Problem::ConflictingParameters,
+            ErrorKind::Duplicate => Problem::DuplicateParameter,
+            ErrorKind::Malformed => Problem::MalformedQuery,
+            ErrorKind::MalformedBody => Problem::MalformedBody,
+            ErrorKind::InvalidField => Problem::InvalidField,
         }
-    }
-
-    /// Every documented problem type, for the OpenAPI document.
-    pub fn all() -> Vec<Problem> {
-        let kinds = [
-            ErrorKind::NotFound,
-            ErrorKind::UnknownParameter,
-            ErrorKind::UnknownField,
-            ErrorKind::UnknownRelation,
-            ErrorKind::InvalidValue,
-            ErrorKind::InvalidOperator,
-            ErrorKind::InvalidCursor,
-            ErrorKind::Conflict,
-            ErrorKind::Duplicate,
-            ErrorKind::Malformed,
-            ErrorKind::MalformedBody,
-            ErrorKind::InvalidField,
-        ];
-        kinds
-            .into_iter()
-            .map(Problem::Query)
-            .chain([
-                Problem::RouteNotFound,
-                Problem::RowNotFound,
-                Problem::MethodNotAllowed,
-                Problem::WritesDisabled,
-                Problem::PreconditionFailed,
-                Problem::Conflict,
-                Problem::ConstraintViolation,
-                Problem::UnsupportedMediaType,
-                Problem::DatabaseUnavailable,
-                Problem::Timeout,
-                Problem::Internal,
-            ])
-            .collect()
     }
 }
 
@@ -152,6 +129,16 @@ pub struct ApiError {
     pub errors: Vec<FieldError>,
     /// Extra headers (`Allow` on 405, `Retry-After` on 503).
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// What went wrong inside, for the log only.
+    pub cause: Option<Cause>,
+}
+
+/// The inside story of an error: logged with the request id by the routes'
+/// logging layer, never sent.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    pub level: tracing::Level,
+    pub message: String,
 }
 
 /// One bad part of a request: a query parameter or path part, or a body
@@ -201,11 +188,21 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             headers: Vec::new(),
+            cause: None,
         }
     }
 
     pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> ApiError {
         self.headers.push((name, value));
+        self
+    }
+
+    /// Adds what the log (not the client) should know.
+    pub fn with_cause(mut self, level: tracing::Level, message: impl Into<String>) -> ApiError {
+        self.cause = Some(Cause {
+            level,
+            message: message.into(),
+        });
         self
     }
 
@@ -223,13 +220,12 @@ impl ApiError {
         )
     }
 
-    /// The body as bytes, for callers that build the response themselves.
+    /// The body as bytes.
     pub fn body(&self) -> Vec<u8> {
-        let status = self.problem.status();
         serde_json::to_vec(&Body {
             type_uri: self.problem.type_uri(),
             title: self.problem.title(),
-            status: status.as_u16(),
+            status: self.problem.status().as_u16(),
             detail: &self.detail,
             errors: &self.errors,
         })
@@ -254,51 +250,45 @@ impl From<QueryErrors> for ApiError {
                 if n > 2 { "s" } else { "" }
             ),
         };
-        ApiError {
-            problem: Problem::Query(kind),
-            detail,
-            errors: errors
-                .0
-                .into_iter()
-                .map(|e| match e.kind {
-                    ErrorKind::MalformedBody | ErrorKind::InvalidField => {
-                        FieldError::pointer(e.parameter, e.detail)
-                    }
-                    _ => FieldError::parameter(e.parameter, e.detail),
-                })
-                .collect(),
-            headers: Vec::new(),
-        }
+        let mut error = ApiError::new(Problem::from(kind), detail);
+        error.errors = errors
+            .0
+            .into_iter()
+            .map(|e| match e.kind {
+                ErrorKind::MalformedBody | ErrorKind::InvalidField => {
+                    FieldError::pointer(e.parameter, e.detail)
+                }
+                _ => FieldError::parameter(e.parameter, e.detail),
+            })
+            .collect();
+        error
     }
 }
 
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> ApiError {
         match error {
-            DbError::Unavailable(reason) => {
-                tracing::warn!(%reason, "database unavailable");
-                ApiError::new(
-                    Problem::DatabaseUnavailable,
-                    "the database is not answering; try again shortly",
-                )
-                .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
-            }
+            DbError::Unavailable(reason) => ApiError::new(
+                Problem::DatabaseUnavailable,
+                "the database is not answering; try again shortly",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            .with_cause(tracing::Level::WARN, format!("database unavailable: {reason}")),
             DbError::Timeout => ApiError::new(
-                Problem::Timeout,
+                Problem::StatementTimeout,
                 "the query ran longer than the server allows; narrow it with filters or a smaller limit",
             )
             .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
-            DbError::BadValue(reason) => {
-                tracing::debug!(%reason, "database refused a value");
-                ApiError::new(
-                    Problem::Query(ErrorKind::InvalidValue),
-                    "a filter value is not valid for its column's type",
-                )
-            }
-            DbError::Internal(reason) => {
-                tracing::error!(%reason, "database error");
-                ApiError::new(Problem::Internal, "the server failed to answer; the error is logged")
-            }
+            DbError::BadValue(reason) => ApiError::new(
+                Problem::InvalidValue,
+                "a filter value is not valid for its column's type",
+            )
+            .with_cause(tracing::Level::DEBUG, format!("database refused a value: {reason}")),
+            DbError::Internal(reason) => ApiError::new(
+                Problem::Internal,
+                "the server failed to answer; the error is logged",
+            )
+            .with_cause(tracing::Level::ERROR, format!("database error: {reason}")),
         }
     }
 }
@@ -316,6 +306,50 @@ impl IntoResponse for ApiError {
         for (name, value) in self.headers {
             headers.insert(name, value);
         }
+        if let Some(cause) = self.cause {
+            response.extensions_mut().insert(cause);
+        }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/errors.md is the reference users read: it must list every row
+    /// of the table, with its status and title, and nothing else.
+    #[test]
+    fn the_errors_reference_lists_every_problem() {
+        let reference = include_str!("../docs/errors.md");
+        let rows: Vec<&str> = reference
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .collect();
+        for problem in Problem::ALL {
+            let row = format!(
+                "| `{}` | {} | {} |",
+                problem.slug(),
+                problem.status().as_u16(),
+                problem.title()
+            );
+            assert!(
+                rows.iter().any(|r| r.starts_with(&row)),
+                "docs/errors.md has no row starting {row}"
+            );
+        }
+        assert_eq!(
+            rows.len(),
+            Problem::ALL.len(),
+            "docs/errors.md lists a problem type the server does not have"
+        );
+    }
+
+    #[test]
+    fn slugs_are_unique() {
+        let mut slugs: Vec<&str> = Problem::ALL.iter().map(|p| p.slug()).collect();
+        slugs.sort();
+        slugs.dedup();
+        assert_eq!(slugs.len(), Problem::ALL.len());
     }
 }

@@ -107,7 +107,7 @@ pub fn document(schema: &Schema, limits: &Limits, writes: bool) -> Value {
             "schemas": schemas,
             "responses": problem_responses(),
         },
-        "x-problem-types": Problem::all().into_iter().map(|p| json!({
+        "x-problem-types": Problem::ALL.iter().map(|p| json!({
             "type": p.type_uri(),
             "title": p.title(),
             "status": p.status().as_u16(),
@@ -503,7 +503,7 @@ fn problem_schema() -> Value {
         "description": "RFC 9457 problem details",
         "required": ["type", "title", "status", "detail"],
         "properties": {
-            "type": { "type": "string", "format": "uri", "enum": Problem::all().into_iter().map(|p| p.type_uri()).chain(["about:blank".to_string()]).collect::<Vec<_>>() },
+            "type": { "type": "string", "format": "uri", "enum": Problem::ALL.iter().map(|p| p.type_uri()).collect::<Vec<_>>() },
             "title": { "type": "string" },
             "status": { "type": "integer" },
             "detail": { "type": "string" },

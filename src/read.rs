@@ -1,17 +1,16 @@
 //! The path of a read, one step per line: parse → plan → SQL → database →
-//! envelope. Knows no HTTP; [`crate::respond`] turns the answer into a
-//! response (and caches it).
+//! envelope. Knows no HTTP and no cache; [`crate::pipeline`] caches the
+//! answer and [`crate::respond`] sends it.
 
-use crate::app::AppState;
 use crate::error::{ApiError, Problem};
-use brisk_query::canonical::{self, At};
+use crate::state::AppState;
+use brisk_query::canonical::{self, At, CanonicalRequest};
 use brisk_query::envelope::{self, PageInput};
 use brisk_query::plan::{Locate, ReadPlan, ReadRequest};
 use brisk_query::sql::{render_collection, render_single};
 use brisk_query::{QueryParams, plan_read};
 use bytes::Bytes;
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the path of a read names.
 #[derive(Debug, Clone, Copy)]
@@ -29,9 +28,13 @@ pub struct PlannedRead {
     /// The route, root-relative and escaped: `/v1/users/123/orders`.
     pub route: String,
     /// One spelling for every equivalent request: route and canonical query.
-    pub canonical: String,
+    pub canonical: CanonicalRequest,
     id: Option<String>,
     relation: Option<String>,
+    /// Reading the query string.
+    pub parse_time: Duration,
+    /// Checking it against the schema.
+    pub plan_time: Duration,
 }
 
 /// A successful read, ready to be sent.
@@ -40,12 +43,17 @@ pub struct Answer {
     pub body: Bytes,
     /// The RFC 8288 `Link` header of a collection.
     pub link: Option<String>,
+    /// Waiting for a connection and running the statements.
     pub db_time: Duration,
+    /// Turning rows into the body.
+    pub render_time: Duration,
 }
 
 /// Parses and plans a read: every check that needs no database.
 pub fn plan(state: &AppState, path: ReadPath<'_>, query: &str) -> Result<PlannedRead, ApiError> {
+    let started = Instant::now();
     let params = QueryParams::parse(query)?;
+    let parsed = Instant::now();
     let request = ReadRequest {
         resource: path.resource,
         id: path.id,
@@ -61,11 +69,8 @@ pub fn plan(state: &AppState, path: ReadPath<'_>, query: &str) -> Result<Planned
         },
         ReadPlan::Collection(collection) => collection.scope.as_ref().and_then(|s| s.key.as_text()),
     };
-    let route = route(ReadPath {
-        id: key.as_deref().or(path.id),
-        ..path
-    });
-    let canonical = format!("{route}?{}", canonical::query(&params, &plan, At::Same));
+    let route = canonical::route(path.resource, key.as_deref().or(path.id), path.relation);
+    let canonical = CanonicalRequest::new(&route, &canonical::query(&params, &plan, At::Same));
     Ok(PlannedRead {
         params,
         plan,
@@ -73,6 +78,8 @@ pub fn plan(state: &AppState, path: ReadPath<'_>, query: &str) -> Result<Planned
         canonical,
         id: path.id.map(str::to_string),
         relation: path.relation.map(str::to_string),
+        parse_time: parsed - started,
+        plan_time: parsed.elapsed(),
     })
 }
 
@@ -96,6 +103,7 @@ pub async fn execute(state: &AppState, read: &PlannedRead) -> Result<Answer, Api
             if fetched.parent_missing {
                 return Err(parent_not_found(read));
             }
+            let enveloping = Instant::now();
             let page = envelope::collection(PageInput {
                 path: &read.route,
                 params: &read.params,
@@ -108,6 +116,7 @@ pub async fn execute(state: &AppState, read: &PlannedRead) -> Result<Answer, Api
                 body: Bytes::from(page.body),
                 link: Some(page.link_header),
                 db_time: fetched.db_time,
+                render_time: fetched.render_time + enveloping.elapsed(),
             })
         }
         ReadPlan::Single(single) => {
@@ -132,6 +141,7 @@ pub async fn execute(state: &AppState, read: &PlannedRead) -> Result<Answer, Api
                 body: Bytes::from(envelope::single(json.as_deref())),
                 link: None,
                 db_time: fetched.db_time,
+                render_time: fetched.render_time,
             })
         }
     }
@@ -154,36 +164,4 @@ fn parent_not_found(read: &PlannedRead) -> ApiError {
             read.relation.as_deref().unwrap_or_default()
         ),
     )
-}
-
-/// A path segment: everything but unreserved characters is escaped.
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'[')
-    .add(b']')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}');
-
-/// The route of a read, root-relative, for links and cache keys.
-pub fn route(path: ReadPath<'_>) -> String {
-    let mut route = String::from("/v1");
-    for segment in [Some(path.resource), path.id, path.relation]
-        .into_iter()
-        .flatten()
-    {
-        route.push('/');
-        route.extend(utf8_percent_encode(segment, SEGMENT));
-    }
-    route
 }

@@ -1,18 +1,20 @@
 //! The routes and their handlers: thin, they extract the path and the raw
-//! query string, call [`crate::read`], and shape the response. Every error,
-//! the framework's own included, leaves as problem+json.
+//! query string and hand the request to [`crate::pipeline`] (reads) or
+//! [`crate::write`]. Every error, the framework's own included, leaves as
+//! problem+json, and every error with a cause is logged here, once, with
+//! the request id.
 
-use crate::app::AppState;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Cause, Problem};
+use crate::pipeline;
 use crate::read::ReadPath;
-use crate::respond;
+use crate::state::AppState;
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use brisk_query::ErrorKind;
 use brisk_query::write::WriteMethod;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +41,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(CatchPanicLayer::custom(internal_error))
+        .layer(axum::middleware::from_fn(log_causes))
+}
+
+/// Logs the cause an error response carries (never sent to the client),
+/// with the request's id: the one place errors are logged.
+async fn log_causes(request: Request, next: Next) -> Response {
+    let id = request.headers().get("x-request-id").cloned();
+    let response = next.run(request).await;
+    if let Some(cause) = response.extensions().get::<Cause>() {
+        let id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-");
+        let status = response.status().as_u16();
+        let message = &cause.message;
+        match cause.level {
+            tracing::Level::ERROR => tracing::error!(request_id = id, status, "{message}"),
+            tracing::Level::WARN => tracing::warn!(request_id = id, status, "{message}"),
+            tracing::Level::INFO => tracing::info!(request_id = id, status, "{message}"),
+            _ => tracing::debug!(request_id = id, status, "{message}"),
+        }
+    }
+    response
 }
 
 /// The whole HTTP service: request ids, then the cache's fast path, then
@@ -81,7 +103,7 @@ impl tower::Service<Request> for CacheFirst {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        match respond::hit(&self.state, &request) {
+        match pipeline::hit(&self.state, &request) {
             Some(response) => futures_util::future::Either::Left(std::future::ready(Ok(response))),
             None => {
                 futures_util::future::Either::Right(tower::Service::call(&mut self.router, request))
@@ -108,9 +130,9 @@ async fn read(State(state): Shared, path: Segments, request: Request) -> Respons
     // Parts, unlike the body, may be shared across the awaits below.
     let (request, _body) = request.into_parts();
     let uri = &request.uri;
-    respond::get(
+    pipeline::get(
         &state,
-        respond::ReadRequest {
+        pipeline::ReadRequest {
             path,
             path_and_query: uri.path_and_query().map_or(uri.path(), |pq| pq.as_str()),
             query: uri.query().unwrap_or_default(),
@@ -135,14 +157,14 @@ async fn write(State(state): Shared, path: Segments, request: Request) -> Respon
     };
     let (resource, id) = (&segments[0], segments.get(1).map(String::as_str));
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, state.max_body_bytes).await {
+    let limit = state.writes.max_body_bytes;
+    let body = match axum::body::to_bytes(body, limit).await {
         Ok(body) => body,
         Err(_) => {
             return ApiError::new(
-                Problem::Status(StatusCode::PAYLOAD_TOO_LARGE),
+                Problem::PayloadTooLarge,
                 format!(
-                    "the body is larger than {} bytes; send fewer rows per request",
-                    state.max_body_bytes
+                    "the body is larger than {limit} bytes (limits.max_body_bytes); send fewer rows per request"
                 ),
             )
             .into_response();
@@ -160,7 +182,7 @@ async fn write(State(state): Shared, path: Segments, request: Request) -> Respon
 
 fn bad_path(rejection: PathRejection) -> Response {
     ApiError::new(
-        Problem::Query(ErrorKind::Malformed),
+        Problem::MalformedQuery,
         format!(
             "the path cannot be read: {}",
             rejection.body_text().to_lowercase()
@@ -221,7 +243,7 @@ fn no_parameters(query: Option<&str>) -> Option<ApiError> {
     let name = query.split('&').next().unwrap_or(query);
     let name = name.split('=').next().unwrap_or(name);
     let mut error = ApiError::new(
-        Problem::Query(ErrorKind::UnknownParameter),
+        Problem::UnknownParameter,
         format!("this route takes no query parameters, and '{name}' was given"),
     );
     error.errors.push(crate::error::FieldError::parameter(
@@ -256,10 +278,13 @@ fn internal_error(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .map(String::as_str)
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("a panic");
-    tracing::error!(%message, "a request handler panicked");
     ApiError::new(
         Problem::Internal,
         "the server failed to answer; the error is logged",
+    )
+    .with_cause(
+        tracing::Level::ERROR,
+        format!("a request handler panicked: {message}"),
     )
     .into_response()
 }

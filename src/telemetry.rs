@@ -1,15 +1,16 @@
-//! Logs: structured lines on stderr, filtered by `BRISK_LOG` (or `RUST_LOG`),
-//! e.g. `BRISK_LOG=brisk=debug`.
+//! Logs: structured lines on stderr, filtered by `log.filter` (e.g.
+//! `brisk=debug`), without terminal colours when stderr is not a terminal.
 
+use crate::config::LogSettings;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
-pub fn init() {
-    let filter = std::env::var("BRISK_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "brisk=info".into());
+/// Starts logging; later calls (tests start many apps) change nothing.
+pub fn init(settings: &LogSettings) {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(filter))
+        .with_env_filter(EnvFilter::new(&settings.filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

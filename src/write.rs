@@ -4,17 +4,16 @@
 //! stops being served, here and on every instance) and answer with the row
 //! as stored.
 
-use crate::app::AppState;
 use crate::cluster::Claim;
-use crate::conditional::{self, Etag};
+use crate::conditional;
 use crate::db::{ConstraintKind, WriteError};
 use crate::error::{ApiError, FieldError, Problem};
-use crate::read::{self, ReadPath};
+use crate::state::AppState;
 use crate::versions::Change;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use axum::response::IntoResponse;
-use brisk_query::plan::Dependencies;
+use brisk_query::canonical;
 use brisk_query::schema::Cardinality;
 use brisk_query::sql::render_write;
 use brisk_query::write::{WriteAction, WriteMethod, WritePlan, WriteRequest, plan_write};
@@ -38,7 +37,7 @@ pub async fn run(state: &Arc<AppState>, call: WriteCall<'_>) -> Response<Body> {
 }
 
 async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<Body>, ApiError> {
-    if !state.writes_enabled {
+    if !state.writes.enabled {
         return Err(ApiError::new(
             Problem::WritesDisabled,
             "this server is read-only; set writes = true in brisk.toml (or BRISK_WRITES=true) to allow writes",
@@ -54,7 +53,7 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
             resource: call.resource,
             id: call.id,
             body: Some(&call.body),
-            max_rows: state.max_write_rows,
+            max_rows: state.writes.max_rows,
         },
     )?;
     let resource = state
@@ -65,7 +64,7 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
     // One write at a time per row, so a precondition still holds when the
     // write lands.
     let _row_lock = match &target {
-        Some(key) => Some(state.row_lock(&plan.resource, key).lock().await),
+        Some(key) => Some(state.row_locks.of(&plan.resource, key).lock().await),
         None => None,
     };
     let (if_match_any, expected) = match &target {
@@ -93,6 +92,7 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
             if let (Some(version), Some(key)) = (claimed, &target) {
                 // the claim moved the row's version; say so, or instances disagree
                 state
+                    .changes
                     .announce(&[Change {
                         table: plan.resource.clone(),
                         version,
@@ -119,9 +119,9 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
         (Some(version), _) => version,
         (None, Some(cluster)) => match cluster.claim(&plan.resource, &keys, None).await {
             Claim::Version(version) => version,
-            _ => state.next_version().await,
+            _ => state.changes.next_version().await,
         },
-        (None, None) => state.next_version().await,
+        (None, None) => state.changes.next_version().await,
     };
     let mut changes = vec![Change {
         table: plan.resource.clone(),
@@ -142,7 +142,7 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
             });
         }
     }
-    state.announce(&changes).await;
+    state.changes.announce(&changes).await;
 
     let mut response = match &plan.action {
         WriteAction::Delete { .. } => {
@@ -162,17 +162,13 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
             let mut response = Response::new(Body::from(brisk_query::envelope::single(Some(
                 &rows[0].json,
             ))));
-            let etag = row_etag(state, &plan.resource, key);
+            let etag = state.validators.row_etag(&plan.resource, key);
             response
                 .headers_mut()
                 .insert(header::ETAG, etag.identity_header());
             if matches!(plan.action, WriteAction::Insert { .. }) {
                 *response.status_mut() = StatusCode::CREATED;
-                let location = read::route(ReadPath {
-                    resource: &plan.resource,
-                    id: Some(key),
-                    relation: None,
-                });
+                let location = canonical::route(&plan.resource, Some(key), None);
                 if let Ok(location) = HeaderValue::try_from(location) {
                     response.headers_mut().insert(header::LOCATION, location);
                 }
@@ -185,20 +181,6 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
         HeaderValue::from_static("application/json"),
     );
     Ok(response)
-}
-
-/// The strong ETag of `GET /v1/{table}/{key}`: what `If-Match` compares.
-pub fn row_etag(state: &AppState, table: &str, key: &str) -> Etag {
-    let route = read::route(ReadPath {
-        resource: table,
-        id: Some(key),
-        relation: None,
-    });
-    let deps = Dependencies {
-        tables: Vec::new(),
-        rows: vec![(table, key.to_string())],
-    };
-    state.etag(&format!("{route}?"), &state.versions.snapshot(&deps))
 }
 
 /// RFC 9110 §13.1.1 and §13.1.2 for a write to one row. Returns whether
@@ -219,14 +201,14 @@ async fn check_preconditions(
     };
     let if_match = values(header::IF_MATCH);
     let if_none_match = values(header::IF_NONE_MATCH);
-    if if_match.is_empty() && state.require_if_match {
+    if if_match.is_empty() && state.writes.require_if_match {
         return Err(ApiError::new(
-            Problem::Status(StatusCode::PRECONDITION_REQUIRED),
+            Problem::PreconditionRequired,
             "this server requires If-Match on PATCH, PUT and DELETE: send the ETag of the row you read",
         ));
     }
-    let version = state.versions.current_row(&plan.resource, key);
-    let current = row_etag(state, &plan.resource, key);
+    let version = state.validators.versions().current_row(&plan.resource, key);
+    let current = state.validators.row_etag(&plan.resource, key);
     if !if_match.is_empty() {
         if if_match.iter().any(|v| v.trim() == "*") {
             return Ok((true, None));

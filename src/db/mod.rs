@@ -1,11 +1,14 @@
-//! The databases: connect, introspect, and run the statements the query
-//! crate rendered, returning rows as the JSON text the database built.
-//! Nothing here decides what to query; [`crate::read`] does.
+//! The databases: connect, introspect, run the statements the query crate
+//! rendered and hand back the rows rendered as JSON (by
+//! `brisk_query::rows`), and keep the change log and triggers that tell
+//! brisk about other programs' writes. Nothing here decides what to query;
+//! [`crate::read`] and [`crate::write`] do. This layer imports nothing of
+//! the server but its own settings.
 
 mod postgres;
 mod sqlite;
 
-use crate::config::{DatabaseUrl, Settings};
+use crate::config::{DatabaseSettings, DatabaseUrl};
 use brisk_query::Dialect;
 use brisk_query::envelope::Row;
 use brisk_query::schema::{ForeignKey, Resource};
@@ -14,8 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-pub use postgres::PostgresDb;
-pub use sqlite::SqliteDb;
+pub use postgres::{ChangeNotifications, PostgresDb};
+pub use sqlite::{ChangeLog, LogCounts, SqliteDb, changed_outside};
 
 /// A connection pool to one database, counting the statements it runs.
 #[derive(Clone)]
@@ -45,7 +48,10 @@ pub struct ReadRows {
     pub parent_missing: bool,
     /// Statements run: the rows, the count, the parent check, one per embed level.
     pub statements: u64,
+    /// Waiting for a connection and running the statements.
     pub db_time: Duration,
+    /// Turning the cells into JSON.
+    pub render_time: Duration,
 }
 
 /// Why a write failed.
@@ -99,8 +105,8 @@ pub enum DbError {
 }
 
 impl Database {
-    pub async fn connect(settings: &Settings) -> anyhow::Result<Database> {
-        let backend = match &settings.database {
+    pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Database> {
+        let backend = match &settings.url {
             DatabaseUrl::Sqlite(path) => Backend::Sqlite(SqliteDb::open(path, settings).await?),
             DatabaseUrl::Postgres(url) => {
                 Backend::Postgres(PostgresDb::connect(url, settings).await?)
@@ -119,10 +125,26 @@ impl Database {
         }
     }
 
+    /// Tables, views, keys and relations (of `schema` on PostgreSQL).
     pub async fn introspect(&self, schema: &str) -> anyhow::Result<Introspection> {
         match &self.backend {
             Backend::Sqlite(db) => db.introspect().await,
             Backend::Postgres(db) => db.introspect(schema).await,
+        }
+    }
+
+    /// Installs (or, with `remove`, removes) the triggers through which
+    /// other programs' writes to `tables` reach brisk: NOTIFY on PostgreSQL
+    /// (in `schema`), a change log on SQLite. Idempotent.
+    pub async fn install_triggers(
+        &self,
+        schema: &str,
+        tables: &[String],
+        remove: bool,
+    ) -> Result<(), DbError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.install_triggers(tables, remove).await,
+            Backend::Postgres(db) => db.install_triggers(schema, tables, remove).await,
         }
     }
 

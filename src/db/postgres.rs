@@ -3,7 +3,7 @@
 //! to its column's type, so one binding path serves every column type.
 
 use super::{Constraint, ConstraintKind, DbError, Introspection, ReadRows, WriteError};
-use crate::config::Settings;
+use crate::config::DatabaseSettings;
 use anyhow::Context;
 use brisk_query::Sql;
 use brisk_query::envelope::Row;
@@ -30,9 +30,9 @@ pub struct PostgresDb {
 }
 
 impl PostgresDb {
-    pub async fn connect(url: &str, settings: &Settings) -> anyhow::Result<PostgresDb> {
+    pub async fn connect(url: &str, settings: &DatabaseSettings) -> anyhow::Result<PostgresDb> {
         let mut config = tokio_postgres::Config::from_str(url)
-            .with_context(|| format!("'{}' is not a valid PostgreSQL URL", settings.database))?;
+            .with_context(|| format!("'{}' is not a valid PostgreSQL URL", settings.url))?;
         config.application_name("brisk");
         config.connect_timeout(Duration::from_secs(5));
         config.options(format!(
@@ -59,7 +59,7 @@ impl PostgresDb {
         };
         db.ping()
             .await
-            .with_context(|| format!("cannot connect to {}", settings.database))?;
+            .with_context(|| format!("cannot connect to {}", settings.url))?;
         Ok(db)
     }
 
@@ -105,12 +105,16 @@ impl PostgresDb {
             _ => false,
         };
         let related = related(&client, &sql.embeds, &sql.shape.embeds, &cells, &statements).await?;
+        let db_time = started.elapsed();
+        let rendering = Instant::now();
+        let rows = rows::render(&sql.shape, &cells, &related);
         Ok(ReadRows {
-            rows: rows::render(&sql.shape, &cells, &related),
+            rows,
             total,
             parent_missing,
             statements: statements.into_inner(),
-            db_time: started.elapsed(),
+            db_time,
+            render_time: rendering.elapsed(),
         })
     }
 
@@ -147,17 +151,53 @@ impl PostgresDb {
         Ok(rows::render(&sql.shape, &rows, &[]))
     }
 
-    /// A connection of its own, outside the pool (for LISTEN).
-    pub async fn dedicated_connection(
+    /// Listens, on a connection of its own, for the notifications of the
+    /// change triggers (`brisk install-triggers`), until it drops.
+    pub async fn listen_for_changes(&self) -> Result<ChangeNotifications, tokio_postgres::Error> {
+        use futures_util::StreamExt;
+        let (client, mut connection) = self.config.connect(NoTls).await?;
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let pump = tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(tokio_postgres::AsyncMessage::Notification(notification)) => {
+                        let payload = notification.payload();
+                        let (origin, table) = payload.split_once('|').unwrap_or(("", payload));
+                        if sender
+                            .send((origin.to_string(), table.to_string()))
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        if let Err(error) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+            pump.abort();
+            return Err(error);
+        }
+        Ok(ChangeNotifications {
+            _client: client,
+            receiver,
+            pump,
+        })
+    }
+
+    /// Installs (or, with `remove`, removes) the change triggers on `tables`
+    /// of `schema`, in one transaction.
+    pub async fn install_triggers(
         &self,
-    ) -> Result<
-        (
-            tokio_postgres::Client,
-            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
-        ),
-        tokio_postgres::Error,
-    > {
-        self.config.connect(NoTls).await
+        schema: &str,
+        tables: &[String],
+        remove: bool,
+    ) -> Result<(), DbError> {
+        let client = self.client().await?;
+        let script = format!("BEGIN;\n{}COMMIT;", trigger_sql(schema, tables, remove));
+        client.batch_execute(&script).await.map_err(classify)
     }
 
     pub async fn ping(&self) -> Result<(), DbError> {
@@ -169,6 +209,31 @@ impl PostgresDb {
     pub async fn introspect(&self, schema: &str) -> anyhow::Result<Introspection> {
         let client = self.client().await?;
         introspect(&client, schema).await
+    }
+}
+
+/// The NOTIFY channel the change triggers use.
+const CHANNEL: &str = "brisk_changes";
+
+/// Notifications of the change triggers: (origin, table) pairs, where the
+/// origin names the brisk instance that wrote, if any.
+pub struct ChangeNotifications {
+    /// The listening session lives as long as this.
+    _client: tokio_postgres::Client,
+    receiver: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+    pump: tokio::task::JoinHandle<()>,
+}
+
+impl ChangeNotifications {
+    /// The next notification; `None` once the connection has dropped.
+    pub async fn recv(&mut self) -> Option<(String, String)> {
+        self.receiver.recv().await
+    }
+}
+
+impl Drop for ChangeNotifications {
+    fn drop(&mut self) {
+        self.pump.abort();
     }
 }
 
@@ -472,4 +537,38 @@ fn kind_of(base_type: &str, type_kind: &str) -> ColumnKind {
         "bytea" => ColumnKind::Blob,
         _ => ColumnKind::Other,
     }
+}
+
+/// The SQL that installs (or, with `remove`, removes) the change triggers on
+/// every table of `schema`. Idempotent: running it twice changes nothing.
+fn trigger_sql(schema: &str, tables: &[String], remove: bool) -> String {
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let function = format!("{}.brisk_notify", quote(schema));
+    let mut sql = String::new();
+    if !remove {
+        sql.push_str(&format!(
+            "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $brisk$
+BEGIN
+  PERFORM pg_notify('{CHANNEL}', coalesce(current_setting('brisk.origin', true), '') || '|' || TG_TABLE_NAME);
+  RETURN NULL;
+END
+$brisk$;\n"
+        ));
+    }
+    for table in tables {
+        let table = format!("{}.{}", quote(schema), quote(table));
+        sql.push_str(&format!(
+            "DROP TRIGGER IF EXISTS brisk_changes ON {table};\n"
+        ));
+        if !remove {
+            sql.push_str(&format!(
+                "CREATE TRIGGER brisk_changes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} \
+                 FOR EACH STATEMENT EXECUTE FUNCTION {function}();\n"
+            ));
+        }
+    }
+    if remove {
+        sql.push_str(&format!("DROP FUNCTION IF EXISTS {function}();\n"));
+    }
+    sql
 }

@@ -7,17 +7,17 @@
 //! connection cannot go stale.
 
 use super::{Constraint, ConstraintKind, DbError, Introspection, ReadRows, WriteError};
-use crate::changes::{ChangeLog, LogCounts};
-use crate::config::Settings;
+use crate::config::DatabaseSettings;
 use anyhow::Context;
 use brisk_query::Sql;
 use brisk_query::SqlValue;
 use brisk_query::envelope::Row;
 use brisk_query::rows::{self, Cell, Rows};
 use brisk_query::schema::{Column, ColumnKind, ForeignKey, Resource, ResourceKind};
-use brisk_query::sql::{ReadSql, WriteSql};
+use brisk_query::sql::{ReadSql, WriteSql, fetch_related};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, params_from_iter};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,7 +46,7 @@ struct Pool {
 }
 
 impl SqliteDb {
-    pub async fn open(path: &Path, settings: &Settings) -> anyhow::Result<SqliteDb> {
+    pub async fn open(path: &Path, settings: &DatabaseSettings) -> anyhow::Result<SqliteDb> {
         let path = path.to_path_buf();
         let size = settings.pool_size;
         let connections = tokio::task::spawn_blocking({
@@ -175,21 +175,23 @@ impl SqliteDb {
                     }
                     _ => false,
                 };
-                let related =
-                    rows::fetch_related(&sql.embeds, &sql.shape.embeds, &cells, &mut |s| {
-                        statements += 1;
-                        query(c, s)
-                    })?;
+                let related = fetch_related(&sql.embeds, &sql.shape.embeds, &cells, &mut |s| {
+                    statements += 1;
+                    query(c, s)
+                })?;
+                let rendering = Instant::now();
+                let rows = rows::render(&sql.shape, &cells, &related);
                 Ok(ReadRows {
-                    rows: rows::render(&sql.shape, &cells, &related),
+                    rows,
                     total,
                     parent_missing,
                     statements,
                     db_time: Duration::ZERO,
+                    render_time: rendering.elapsed(),
                 })
             })
             .await?;
-        read.db_time = started.elapsed();
+        read.db_time = started.elapsed().saturating_sub(read.render_time);
         Ok(read)
     }
 
@@ -252,6 +254,22 @@ impl SqliteDb {
             .map_err(classify_write)
     }
 
+    /// Installs (or, with `remove`, removes) the change log and its
+    /// triggers on `tables`, in one transaction on the writer.
+    pub async fn install_triggers(&self, tables: &[String], remove: bool) -> Result<(), DbError> {
+        let script = format!("BEGIN IMMEDIATE;\n{}COMMIT;", trigger_sql(tables, remove));
+        self.writer
+            .run(move |c| {
+                let installed = c.execute_batch(&script);
+                if installed.is_err() {
+                    let _ = c.execute_batch("ROLLBACK");
+                }
+                installed
+            })
+            .await?
+            .map_err(classify)
+    }
+
     /// SQLite's count of commits by other connections, as the writer sees
     /// it: it moves when anything but brisk's own writer changes the file.
     pub async fn data_version(&self) -> Result<i64, DbError> {
@@ -308,9 +326,6 @@ impl SqliteDb {
         Ok(read.filter(|log| tables.iter().all(|t| log.contains_key(t))))
     }
 }
-
-/// The change log's name and the prefix of its triggers' names.
-const LOG: &str = crate::changes::SQLITE_LOG;
 
 /// The log's count of row changes to `table`; `None` without a row for it.
 fn log_count(c: &Connection, table: &str) -> Option<i64> {
@@ -563,5 +578,156 @@ fn kind_of(declared: &str) -> ColumnKind {
         ColumnKind::Uuid
     } else {
         ColumnKind::Other
+    }
+}
+
+/// SQLite's change log, and the prefix of its triggers' names.
+const LOG: &str = "_brisk_changes";
+
+/// The change log's counts, per table.
+pub type ChangeLog = HashMap<String, LogCounts>;
+
+/// One table's row in the SQLite change log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogCounts {
+    /// Rows inserted, updated or deleted, counted by the triggers.
+    pub changes: i64,
+    /// How many of those brisk's own writes made.
+    pub by_brisk: i64,
+}
+
+/// The tables that another program changed between two reads of the log.
+pub fn changed_outside(before: &ChangeLog, after: &ChangeLog) -> Vec<String> {
+    let mut tables: Vec<String> = after
+        .iter()
+        .filter(|(table, now)| {
+            let then = before.get(*table).copied().unwrap_or(LogCounts {
+                changes: 0,
+                by_brisk: 0,
+            });
+            now.changes - then.changes != now.by_brisk - then.by_brisk
+        })
+        .map(|(table, _)| table.clone())
+        .collect();
+    tables.sort();
+    tables
+}
+
+/// The SQLite script that installs (or, with `remove`, removes) the change
+/// log and its triggers on `tables`. Idempotent: running it twice changes
+/// nothing, and a table's counts survive a reinstall.
+fn trigger_sql(tables: &[String], remove: bool) -> String {
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let literal = |text: &str| format!("'{}'", text.replace('\'', "''"));
+    let mut sql = String::new();
+    if !remove {
+        sql.push_str(&format!(
+            "CREATE TABLE IF NOT EXISTS {LOG} (tbl TEXT PRIMARY KEY, \
+             changes INTEGER NOT NULL DEFAULT 0, by_brisk INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;\n"
+        ));
+    }
+    for table in tables {
+        for event in ["insert", "update", "delete"] {
+            let trigger = quote(&format!("{LOG}_{table}_{event}"));
+            sql.push_str(&format!("DROP TRIGGER IF EXISTS {trigger};\n"));
+            if !remove {
+                sql.push_str(&format!(
+                    "CREATE TRIGGER {trigger} AFTER {} ON {} BEGIN \
+                     UPDATE {LOG} SET changes = changes + 1 WHERE tbl = {}; END;\n",
+                    event.to_uppercase(),
+                    quote(table),
+                    literal(table),
+                ));
+            }
+        }
+        if !remove {
+            sql.push_str(&format!(
+                "INSERT OR IGNORE INTO {LOG} (tbl) VALUES ({});\n",
+                literal(table)
+            ));
+        }
+    }
+    if remove {
+        sql.push_str(&format!("DROP TABLE IF EXISTS {LOG};\n"));
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(pairs: &[(&str, i64, i64)]) -> ChangeLog {
+        pairs
+            .iter()
+            .map(|&(table, changes, by_brisk)| (table.to_string(), LogCounts { changes, by_brisk }))
+            .collect()
+    }
+
+    #[test]
+    fn only_changes_brisk_did_not_make_count_as_outside() {
+        let before = counts(&[("users", 10, 4), ("orders", 3, 3), ("products", 0, 0)]);
+        // users: 2 by brisk, 1 by another program; orders: 5 by brisk
+        let after = counts(&[("users", 13, 6), ("orders", 8, 8), ("products", 0, 0)]);
+        assert_eq!(changed_outside(&before, &after), ["users"]);
+        assert!(changed_outside(&after, &after).is_empty());
+        // a table new to the log counts from zero
+        let later = counts(&[
+            ("users", 13, 6),
+            ("orders", 8, 8),
+            ("products", 0, 0),
+            ("tags", 1, 0),
+        ]);
+        assert_eq!(changed_outside(&after, &later), ["tags"]);
+    }
+
+    #[test]
+    fn the_sqlite_triggers_count_every_row_change_and_install_idempotently() {
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        db.execute_batch(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);
+             CREATE TABLE \"odd 'name\" (id INTEGER PRIMARY KEY);",
+        )
+        .unwrap();
+        let tables = ["users".to_string(), "odd 'name".to_string()];
+        let install = trigger_sql(&tables, false);
+        db.execute_batch(&install).unwrap();
+        db.execute_batch(
+            "INSERT INTO users (name) VALUES ('a'), ('b'), ('c');
+             UPDATE users SET name = 'x' WHERE id < 3;
+             DELETE FROM users WHERE id = 3;
+             INSERT INTO \"odd 'name\" DEFAULT VALUES;",
+        )
+        .unwrap();
+        db.execute_batch(&install).unwrap(); // again: the counts stay
+        let count = |table: &str| -> i64 {
+            db.query_row(
+                &format!("SELECT changes FROM {LOG} WHERE tbl = ?1"),
+                [table],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(count("users"), 6);
+        assert_eq!(count("odd 'name"), 1);
+        let triggers = |db: &rusqlite::Connection| -> i64 {
+            db.query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(triggers(&db), 6);
+        db.execute_batch(&trigger_sql(&tables, true)).unwrap();
+        assert_eq!(triggers(&db), 0);
+        let log_tables: i64 = db
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = ?1",
+                [LOG],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(log_tables, 0, "removal drops the log");
     }
 }

@@ -114,8 +114,6 @@ impl Brisk {
             .env("BRISK_WRITES", "true")
             .env("BRISK_CURSOR_SECRET", "shared by the cluster")
             .env("BRISK_DATABASE_POOL_SIZE", "4")
-            .env_remove("BRISK_TEST_REQUIRE_SERVICES")
-            .env_remove("BRISK_TEST_POSTGRES_URL")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

@@ -3,7 +3,7 @@
 //! way to ask either database the same question directly in SQL.
 //!
 //! PostgreSQL tests skip (saying so) when the server is not reachable, unless
-//! `BRISK_TEST_REQUIRE_SERVICES=1`, which CI sets: then they fail.
+//! `TEST_REQUIRE_SERVICES=1`, which CI sets: then they fail.
 
 use brisk::app::App;
 use brisk::config::{Config, Overrides, Settings};
@@ -26,7 +26,7 @@ pub enum Backend {
 pub struct Fixture {
     pub backend: Backend,
     /// The running app's state: its cache counters and statement count.
-    pub state: std::sync::Arc<brisk::app::AppState>,
+    pub state: std::sync::Arc<brisk::state::AppState>,
     pub base: String,
     pub client: reqwest::Client,
     pub db_url: String,
@@ -42,12 +42,12 @@ impl Drop for Fixture {
 }
 
 pub fn postgres_admin_url() -> String {
-    std::env::var("BRISK_TEST_POSTGRES_URL")
+    std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
 }
 
 pub fn services_required() -> bool {
-    std::env::var("BRISK_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v == "true")
+    std::env::var("TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v == "true")
 }
 
 /// Runs async setup on its own runtime, so a `OnceLock` can hold its result
@@ -139,12 +139,12 @@ pub fn throwaway_postgres(tag: &str) -> Option<String> {
             let _ = writeln!(
                 std::io::stderr(),
                 "skipped: tests on PostgreSQL ({tag}): not reachable at {admin} ({error}); \
-                 BRISK_TEST_REQUIRE_SERVICES=1 makes this a failure"
+                 TEST_REQUIRE_SERVICES=1 makes this a failure"
             );
             None
         }
         Err(error) => panic!(
-            "PostgreSQL is required (BRISK_TEST_REQUIRE_SERVICES) but not reachable at {admin}: {error}"
+            "PostgreSQL is required (TEST_REQUIRE_SERVICES) but not reachable at {admin}: {error}"
         ),
     }
 }

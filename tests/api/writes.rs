@@ -287,13 +287,9 @@ on_both_backends! {
     async fn writes_behind_bricks_back_are_noticed(backend: Backend) {
         let Some(fx) = Fixture::writable(backend, "outside", |_| {}).await else { return };
         if backend == Backend::Postgres {
-            // as `brisk install-triggers` does, twice: it is idempotent
-            let tables: Vec<String> = ["users", "products", "orders", "order_items"].map(String::from).to_vec();
-            let sql = brisk::changes::postgres_trigger_sql("public", &tables, false);
-            let (client, connection) = tokio_postgres::connect(&fx.db_url, tokio_postgres::NoTls).await.unwrap();
-            tokio::spawn(connection);
-            client.batch_execute(&sql).await.unwrap();
-            client.batch_execute(&sql).await.unwrap();
+            // `brisk install-triggers`, twice: it is idempotent
+            install_triggers(&fx.db_url, false);
+            install_triggers(&fx.db_url, false);
         }
         let path = "/v1/products/4?fields=name";
         fx.get(path).await;
@@ -318,12 +314,11 @@ on_both_backends! {
             assert!(written.elapsed() < Duration::from_millis(500), "not noticed within 500 ms");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert!(fx.state.stats.external_changes.load(Ordering::Relaxed) > 0);
+        assert!(fx.state.changes.outside_changes() > 0);
         if backend == Backend::Postgres {
-            let tables: Vec<String> = ["users", "products", "orders", "order_items"].map(String::from).to_vec();
+            install_triggers(&fx.db_url, true);
             let (client, connection) = tokio_postgres::connect(&fx.db_url, tokio_postgres::NoTls).await.unwrap();
             tokio::spawn(connection);
-            client.batch_execute(&brisk::changes::postgres_trigger_sql("public", &tables, true)).await.unwrap();
             let left = client
                 .query_one("SELECT count(*) FROM pg_trigger WHERE tgname = 'brisk_changes'", &[])
                 .await
@@ -375,7 +370,7 @@ async fn sqlite_change_triggers_name_the_table_another_program_wrote() {
         .await;
     assert_eq!(response.status(), 200);
     tokio::time::sleep(poll).await;
-    assert_eq!(fx.state.stats.external_changes.load(Ordering::Relaxed), 0);
+    assert_eq!(fx.state.changes.outside_changes(), 0);
     assert!(
         hit(users).await && hit(product).await,
         "a write to product 5 stales neither"
@@ -384,7 +379,7 @@ async fn sqlite_change_triggers_name_the_table_another_program_wrote() {
     // another program's write to products stales products, not users
     outside("UPDATE products SET name = 'Changed outside' WHERE id = 4");
     until_fresh(&fx, product, "name", "Changed outside").await;
-    assert!(fx.state.stats.external_changes.load(Ordering::Relaxed) >= 1);
+    assert!(fx.state.changes.outside_changes() >= 1);
     assert!(hit(users).await, "users answers stay cached");
 
     // and to users, users

@@ -1,0 +1,359 @@
+//! [`Settings`]: the configuration checked once, at start-up, and cut into
+//! one typed section per component. Each component is handed its own
+//! section; "not set" is `None`; a bad value stops brisk with a message that
+//! names the key.
+
+use super::Config;
+use crate::encoding::Levels;
+use anyhow::{Context, bail};
+use axum::http::HeaderValue;
+use brisk_query::Limits;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The configuration, checked and ready to use.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database: DatabaseSettings,
+    pub schema: SchemaSettings,
+    pub reads: ReadSettings,
+    pub writes: WriteSettings,
+    pub cache: CacheSettings,
+    pub compression: CompressionSettings,
+    /// `None`: no Redis, one instance on its own.
+    pub redis: Option<RedisSettings>,
+    pub changes: ChangeSettings,
+    pub log: LogSettings,
+    /// Names this process in change notifications, so it skips its own.
+    pub instance_id: String,
+}
+
+/// Where the data lives and how brisk talks to it.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: DatabaseUrl,
+    /// Connections in the pool (SQLite: read connections).
+    pub pool_size: usize,
+    pub statement_timeout: Duration,
+    /// The PostgreSQL schema served.
+    pub schema: String,
+}
+
+/// Which tables and columns are served.
+#[derive(Debug, Clone)]
+pub struct SchemaSettings {
+    /// When not empty, only these tables and views.
+    tables: Vec<String>,
+    hidden_tables: Vec<String>,
+    /// Per table: (served columns, or all when empty; hidden columns).
+    columns: BTreeMap<String, (Vec<String>, Vec<String>)>,
+}
+
+/// What the read path needs beyond the schema.
+#[derive(Debug, Clone)]
+pub struct ReadSettings {
+    pub limits: Limits,
+    /// The key that signs cursors: configured, or random per process.
+    pub cursor_secret: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct WriteSettings {
+    /// Whether POST, PATCH, PUT and DELETE are allowed at all.
+    pub enabled: bool,
+    /// Whether PATCH, PUT and DELETE must carry `If-Match` (428 otherwise).
+    pub require_if_match: bool,
+    /// The most rows one POST may create.
+    pub max_rows: usize,
+    /// The largest request body (413 beyond).
+    pub max_body_bytes: usize,
+}
+
+/// The response cache and each resource's policy.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    pub max_bytes: u64,
+    /// Whether a request's `Cache-Control: no-cache` skips the server cache.
+    pub honor_client_no_cache: bool,
+    default: CachePolicy,
+    /// Per resource: (whether cached, TTL if its own, `Cache-Control` if its own).
+    resources: BTreeMap<String, (bool, Option<Duration>, Option<HeaderValue>)>,
+}
+
+/// How one resource's answers are cached and described to HTTP caches.
+#[derive(Debug, Clone)]
+pub struct CachePolicy {
+    pub cache: bool,
+    pub ttl: Duration,
+    /// Past the TTL, how long the entry may be served while one refresh runs.
+    pub stale: Duration,
+    pub cache_control: HeaderValue,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CompressionSettings {
+    pub levels: Levels,
+    /// Bodies smaller than this go uncompressed.
+    pub min_bytes: usize,
+    /// After this many hits an entry is recompressed at the highest levels
+    /// in the background; `None`: never.
+    pub recompress_after_hits: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub url: String,
+    /// Prefix of every key and channel, so clusters can share a Redis.
+    pub prefix: String,
+    /// While Redis is away, cached answers older than this are not served.
+    pub degraded_ttl: Duration,
+}
+
+/// Watching for writes made by other programs.
+#[derive(Debug, Clone, Copy)]
+pub struct ChangeSettings {
+    /// How often SQLite is checked; `None`: outside writes are not watched.
+    pub poll: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// A tracing filter: `brisk=info`, `brisk=debug,tower_http=trace`.
+    pub filter: String,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> anyhow::Result<DatabaseUrl> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_string()));
+        }
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        if path.is_empty() {
+            bail!(
+                "no database given: pass --db shop.db or --db postgres://..., or set database.url"
+            );
+        }
+        if path.contains("://") {
+            bail!(
+                "'{url}' is not a database brisk serves: give a SQLite file path or a postgres:// URL"
+            );
+        }
+        Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    /// The URL without a password, for logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if url[scheme + 3..at].contains(':') => {
+                    let user_end = scheme + 3 + url[scheme + 3..at].find(':').unwrap_or(0);
+                    write!(f, "{}:***{}", &url[..user_end], &url[at..])
+                }
+                _ => f.write_str(url),
+            },
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_config(config: Config) -> anyhow::Result<Settings> {
+        let listen = config.listen.parse().with_context(|| {
+            format!(
+                "listen '{}' is not an address like 127.0.0.1:8080",
+                config.listen
+            )
+        })?;
+        Ok(Settings {
+            listen,
+            database: database(&config)?,
+            schema: schema(&config),
+            reads: reads(&config)?,
+            writes: WriteSettings {
+                enabled: config.writes,
+                require_if_match: config.http.require_if_match,
+                max_rows: config.limits.max_write_rows as usize,
+                max_body_bytes: config.limits.max_body_bytes as usize,
+            },
+            cache: cache(&config)?,
+            compression: compression(&config)?,
+            redis: config.redis.url.as_ref().map(|url| RedisSettings {
+                url: url.clone(),
+                prefix: config.redis.prefix.clone(),
+                degraded_ttl: Duration::from_millis(config.redis.degraded_ttl_ms),
+            }),
+            changes: ChangeSettings {
+                poll: (config.changes.poll_ms > 0)
+                    .then(|| Duration::from_millis(config.changes.poll_ms)),
+            },
+            log: LogSettings {
+                filter: config.log.filter.clone(),
+            },
+            instance_id: random_hex(8),
+        })
+    }
+}
+
+fn database(config: &Config) -> anyhow::Result<DatabaseSettings> {
+    if config.database.pool_size == 0 {
+        bail!("database.pool_size must be at least 1");
+    }
+    Ok(DatabaseSettings {
+        url: DatabaseUrl::parse(&config.database.url)?,
+        pool_size: config.database.pool_size,
+        statement_timeout: Duration::from_millis(config.database.statement_timeout_ms),
+        schema: config.schema.name.clone(),
+    })
+}
+
+fn schema(config: &Config) -> SchemaSettings {
+    SchemaSettings {
+        tables: config.schema.tables.clone(),
+        hidden_tables: config.schema.hidden_tables.clone(),
+        columns: config
+            .resources
+            .iter()
+            .map(|(name, r)| (name.clone(), (r.columns.clone(), r.hidden_columns.clone())))
+            .collect(),
+    }
+}
+
+fn reads(config: &Config) -> anyhow::Result<ReadSettings> {
+    let limits = Limits {
+        default_limit: config.limits.default_limit,
+        max_limit: config.limits.max_limit,
+    };
+    if limits.max_limit == 0 || !(1..=limits.max_limit).contains(&limits.default_limit) {
+        bail!(
+            "limits.default_limit ({}) must be between 1 and limits.max_limit ({})",
+            limits.default_limit,
+            limits.max_limit
+        );
+    }
+    let cursor_secret = match &config.cursor.secret {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => random_bytes(32),
+    };
+    Ok(ReadSettings {
+        limits,
+        cursor_secret,
+    })
+}
+
+fn cache(config: &Config) -> anyhow::Result<CacheSettings> {
+    let header = |key: &str, value: &str| {
+        HeaderValue::from_str(value)
+            .with_context(|| format!("{key} '{value}' is not a header value"))
+    };
+    let default = CachePolicy {
+        cache: config.cache.enabled,
+        ttl: Duration::from_secs(config.cache.ttl_seconds),
+        stale: Duration::from_secs(config.cache.stale_while_revalidate_seconds),
+        cache_control: header("http.cache_control", &config.http.cache_control)?,
+    };
+    let mut resources = BTreeMap::new();
+    for (name, resource) in &config.resources {
+        let cache_control = match resource.cache_control.as_str() {
+            "" => None,
+            value => Some(header(&format!("resources.{name}.cache_control"), value)?),
+        };
+        let ttl = (resource.cache_ttl_seconds > 0)
+            .then(|| Duration::from_secs(resource.cache_ttl_seconds));
+        resources.insert(name.clone(), (resource.cache, ttl, cache_control));
+    }
+    Ok(CacheSettings {
+        enabled: config.cache.enabled,
+        max_bytes: config.cache.max_bytes,
+        honor_client_no_cache: config.cache.honor_client_no_cache,
+        default,
+        resources,
+    })
+}
+
+fn compression(config: &Config) -> anyhow::Result<CompressionSettings> {
+    let compression = &config.compression;
+    let level = |name: &str, value: i64, range: std::ops::RangeInclusive<i64>| {
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(anyhow::anyhow!(
+                "compression.{name} must be between {} and {}, not {value}",
+                range.start(),
+                range.end()
+            ))
+        }
+    };
+    // zstd stops at 19: RFC 9659 caps the window HTTP clients must accept.
+    let levels = Levels {
+        zstd: level("zstd_level", compression.zstd_level, 1..=19)? as i32,
+        br: level("br_level", compression.br_level, 0..=11)? as u32,
+        gzip: level("gzip_level", compression.gzip_level, 1..=9)? as u32,
+        deflate: level("deflate_level", compression.deflate_level, 1..=9)? as u32,
+    };
+    Ok(CompressionSettings {
+        levels,
+        min_bytes: compression.min_bytes as usize,
+        recompress_after_hits: (compression.recompress_after_hits > 0)
+            .then_some(compression.recompress_after_hits),
+    })
+}
+
+impl CacheSettings {
+    /// The cache policy of one resource: its own settings over the global ones.
+    pub fn policy(&self, resource: &str) -> CachePolicy {
+        let Some((cache, ttl, cache_control)) = self.resources.get(resource) else {
+            return self.default.clone();
+        };
+        CachePolicy {
+            cache: self.default.cache && *cache,
+            ttl: ttl.unwrap_or(self.default.ttl),
+            stale: self.default.stale,
+            cache_control: cache_control
+                .clone()
+                .unwrap_or_else(|| self.default.cache_control.clone()),
+        }
+    }
+}
+
+impl SchemaSettings {
+    /// Whether `table` is served, by `schema.tables` and `schema.hidden_tables`.
+    pub fn serves_table(&self, table: &str) -> bool {
+        (self.tables.is_empty() || self.tables.iter().any(|t| t == table))
+            && !self.hidden_tables.iter().any(|t| t == table)
+    }
+
+    /// Whether `table.column` is served, by the resource's `columns` and
+    /// `hidden_columns`.
+    pub fn serves_column(&self, table: &str, column: &str) -> bool {
+        match self.columns.get(table) {
+            None => true,
+            Some((columns, hidden)) => {
+                (columns.is_empty() || columns.iter().any(|c| c == column))
+                    && !hidden.iter().any(|c| c == column)
+            }
+        }
+    }
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
+    bytes
+}
+
+fn random_hex(n: usize) -> String {
+    random_bytes(n).iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,499 @@
+//! GET and HEAD through the response cache.
+//!
+//! A hit ([`hit`], before any routing) costs a map lookup by the raw path
+//! and query, a version check and headers: no parsing, no database, no JSON,
+//! no compression. A miss ([`get`]) plans the read, answers a matching
+//! `If-None-Match` from versions alone, and otherwise runs one query per
+//! canonical request however many clients ask at once (single flight),
+//! trying the second-level cache in Redis first. Entries gain their
+//! compressed variants on first demand, are refreshed in the background
+//! while served stale (stale-while-revalidate), and are recompressed at the
+//! highest levels once they prove hot.
+
+use crate::cache::{Answered, Entry, Variant};
+use crate::encoding::{self, AcceptEncoding, Coding, Negotiated};
+use crate::read::{self, Answer, PlannedRead, ReadPath};
+use crate::respond::{self, CacheOutcome, Content, Described, Timing};
+use crate::state::AppState;
+use crate::validators::Freshness;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// The parts of a read request the response depends on.
+pub struct ReadRequest<'a> {
+    pub path: ReadPath<'a>,
+    /// The raw path and query, as the client sent them: the alias key.
+    pub path_and_query: &'a str,
+    pub query: &'a str,
+    pub headers: &'a HeaderMap,
+}
+
+/// The fast path of a cache hit, before any routing: the raw path and query
+/// lead to a fresh entry that already has the client's coding. `None` sends
+/// the request the long way (routing, planning, compressing).
+pub fn hit(state: &Arc<AppState>, request: &Request<Body>) -> Option<Response<Body>> {
+    if !matches!(*request.method(), Method::GET | Method::HEAD) || !state.cache.enabled {
+        return None;
+    }
+    let headers = request.headers();
+    if state.cache.honor_client_no_cache && asks_no_cache(headers) {
+        return None;
+    }
+    let path_and_query = request.uri().path_and_query()?.as_str();
+    let entry = state.cache.by_alias(path_and_query)?;
+    let started = Instant::now();
+    if state
+        .validators
+        .freshness(&entry.built_from, &entry.lifetime, started)
+        != Freshness::Fresh
+    {
+        return None;
+    }
+    let accept = AcceptEncoding::parse(headers.get(header::ACCEPT_ENCODING));
+    if accept.is_some_and(|a| a.choose(true) == Negotiated::NotAcceptable) {
+        return None;
+    }
+    let variant = match chosen_coding(state, &entry, accept) {
+        Some(coding) => Some(entry.variant(coding)?),
+        None => None,
+    };
+    Some(entry_response(
+        state,
+        &entry,
+        headers,
+        variant,
+        Timing::new(started, CacheOutcome::Hit),
+    ))
+}
+
+/// GET and HEAD on a `/v1/...` route that the fast path did not answer.
+pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Body> {
+    let started = Instant::now();
+    let accept = AcceptEncoding::parse(request.headers.get(header::ACCEPT_ENCODING));
+    if accept.is_some_and(|a| a.choose(true) == Negotiated::NotAcceptable) {
+        return respond::not_acceptable();
+    }
+    let bypass = state.cache.honor_client_no_cache && asks_no_cache(request.headers);
+    if state.cache.enabled
+        && !bypass
+        && let Some(entry) = state.cache.by_alias(request.path_and_query)
+        && let Some(response) = serve_current(state, &entry, &request, accept, started).await
+    {
+        return response;
+    }
+    let planned = match read::plan(state, request.path, request.query) {
+        Ok(planned) => planned,
+        Err(error) => return error.into_response(),
+    };
+    let policy = state.cache.policy(planned.resource());
+    let built_from = state.validators.snapshot(&planned.dependencies());
+    let etag = state.validators.etag(&planned.canonical, &built_from);
+    let last_modified = state.validators.last_modified(&built_from);
+    let mut timing = Timing::new(started, CacheOutcome::Revalidated);
+    timing.parse = Some(planned.parse_time);
+    timing.plan = Some(planned.plan_time);
+    if let Some(revalidated) = crate::conditional::not_modified_by_tag(request.headers, &etag) {
+        state
+            .cache
+            .stats
+            .not_modified
+            .fetch_add(1, Ordering::Relaxed);
+        let described = Described {
+            etag: &etag,
+            etag_sent: revalidated
+                .client_tag
+                .unwrap_or_else(|| etag.identity_header()),
+            last_modified,
+            last_modified_header: crate::conditional::http_date(last_modified),
+            cache_control: &policy.cache_control,
+            age: None,
+        };
+        return respond::not_modified(described, &timing);
+    }
+    if !policy.cache || bypass {
+        return match read::execute(state, &planned).await {
+            Ok(answer) => {
+                timing.cache = CacheOutcome::Off;
+                let described = Described {
+                    etag: &etag,
+                    etag_sent: etag.identity_header(),
+                    last_modified,
+                    last_modified_header: crate::conditional::http_date(last_modified),
+                    cache_control: &policy.cache_control,
+                    age: None,
+                };
+                serve_uncached(state, answer, described, &request, accept, timing)
+            }
+            Err(error) => error.into_response(),
+        };
+    }
+    loop {
+        match state.cache.get_or_guard(&planned.canonical).await {
+            Ok(entry) => match serve_current(state, &entry, &request, accept, started).await {
+                Some(response) => return response,
+                None => state.cache.remove(&entry),
+            },
+            Err(guard) => {
+                let built_from = state.validators.snapshot(&planned.dependencies());
+                if let Some(entry) = shared_entry(state, &planned, &built_from).await {
+                    let entry = Arc::new(entry);
+                    state.cache.insert(guard, &entry);
+                    state.cache.alias(request.path_and_query, &entry);
+                    timing.cache = CacheOutcome::Shared;
+                    return serve_entry(state, &entry, &request, accept, timing).await;
+                }
+                let answer = match read::execute(state, &planned).await {
+                    Ok(answer) => answer,
+                    Err(error) => return error.into_response(),
+                };
+                timing.cache = CacheOutcome::Miss;
+                timing.db = Some(answer.db_time);
+                timing.render = Some(answer.render_time);
+                let entry = Arc::new(make_entry(state, &planned, answer, built_from));
+                state.cache.insert(guard, &entry);
+                state.cache.alias(request.path_and_query, &entry);
+                share_entry(state, &planned, &entry);
+                return serve_entry(state, &entry, &request, accept, timing).await;
+            }
+        }
+    }
+}
+
+/// The answer from the second-level cache (Redis), if it holds this
+/// request's answer at the current versions.
+async fn shared_entry(
+    state: &AppState,
+    planned: &PlannedRead,
+    built_from: &crate::versions::Snapshot,
+) -> Option<Entry> {
+    let cluster = state.cluster.as_ref()?;
+    let bytes = cluster.get_entry(planned.canonical.as_str()).await?;
+    let etag = state.validators.etag(&planned.canonical, built_from);
+    Entry::from_shared(
+        &bytes,
+        planned.canonical.clone(),
+        &etag,
+        built_from.clone(),
+        state.cache.policy(planned.resource()),
+    )
+}
+
+/// Stores a new entry in the second-level cache, in the background.
+fn share_entry(state: &Arc<AppState>, planned: &PlannedRead, entry: &Arc<Entry>) {
+    let Some(cluster) = state.cluster.clone() else {
+        return;
+    };
+    if !cluster.is_connected() {
+        return;
+    }
+    let entry = entry.clone();
+    let ttl = state.cache.policy(planned.resource()).ttl;
+    let level = state.compression.levels.zstd;
+    tokio::spawn(async move {
+        let key = entry.key.clone();
+        let bytes = tokio::task::spawn_blocking(move || entry.to_shared(level)).await;
+        if let Ok(bytes) = bytes {
+            cluster.put_entry(key.as_str(), bytes, ttl).await;
+        }
+    });
+}
+
+/// Serves an entry that is still current: fresh, or stale within
+/// stale-while-revalidate (then refreshed once in the background). `None`
+/// when it has expired.
+async fn serve_current(
+    state: &Arc<AppState>,
+    entry: &Arc<Entry>,
+    request: &ReadRequest<'_>,
+    accept: Option<AcceptEncoding>,
+    started: Instant,
+) -> Option<Response<Body>> {
+    let freshness = state
+        .validators
+        .freshness(&entry.built_from, &entry.lifetime, Instant::now());
+    let outcome = match freshness {
+        Freshness::Fresh => CacheOutcome::Hit,
+        Freshness::Stale => {
+            refresh_in_background(state, entry, request);
+            CacheOutcome::Stale
+        }
+        Freshness::Expired => return None,
+    };
+    state.cache.alias(request.path_and_query, entry);
+    let timing = Timing::new(started, outcome);
+    Some(serve_entry(state, entry, request, accept, timing).await)
+}
+
+fn make_entry(
+    state: &AppState,
+    planned: &PlannedRead,
+    answer: Answer,
+    built_from: crate::versions::Snapshot,
+) -> Entry {
+    let answered = Answered {
+        identity: answer.body,
+        link: answer.link.and_then(|l| HeaderValue::try_from(l).ok()),
+        etag: state.validators.etag(&planned.canonical, &built_from),
+        last_modified: state.validators.last_modified(&built_from),
+        built_from,
+    };
+    Entry::new(
+        planned.canonical.clone(),
+        answered,
+        state.cache.policy(planned.resource()),
+    )
+}
+
+/// Refreshes a stale entry once, while the stale one is served.
+fn refresh_in_background(state: &Arc<AppState>, entry: &Arc<Entry>, request: &ReadRequest<'_>) {
+    if entry.refreshing.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    state.cache.stats.stale.fetch_add(1, Ordering::Relaxed);
+    let state = state.clone();
+    let entry = entry.clone();
+    let (resource, id, relation) = (
+        request.path.resource.to_string(),
+        request.path.id.map(str::to_string),
+        request.path.relation.map(str::to_string),
+    );
+    let query = request.query.to_string();
+    tokio::spawn(async move {
+        let path = ReadPath {
+            resource: &resource,
+            id: id.as_deref(),
+            relation: relation.as_deref(),
+        };
+        let Ok(planned) = read::plan(&state, path, &query) else {
+            return;
+        };
+        let built_from = state.validators.snapshot(&planned.dependencies());
+        match read::execute(&state, &planned).await {
+            Ok(answer) => {
+                let fresh = Arc::new(make_entry(&state, &planned, answer, built_from));
+                state.cache.put(&fresh);
+            }
+            Err(_) => entry.refreshing.store(false, Ordering::Release),
+        }
+    });
+}
+
+async fn serve_entry(
+    state: &Arc<AppState>,
+    entry: &Arc<Entry>,
+    request: &ReadRequest<'_>,
+    accept: Option<AcceptEncoding>,
+    mut timing: Timing,
+) -> Response<Body> {
+    let variant = match chosen_coding(state, entry, accept) {
+        Some(coding) => {
+            let (variant, compress_time) = variant(state, entry, coding).await;
+            timing.compress = compress_time;
+            Some(variant)
+        }
+        None => None,
+    };
+    entry_response(state, entry, request.headers, variant, timing)
+}
+
+/// The coding an entry goes out in for this client, if any.
+fn chosen_coding(
+    state: &AppState,
+    entry: &Entry,
+    accept: Option<AcceptEncoding>,
+) -> Option<Coding> {
+    let compressible = entry.identity.len() >= state.compression.min_bytes;
+    match accept.map_or(Negotiated::Identity, |a| a.choose(compressible)) {
+        Negotiated::Encode(coding) => Some(coding),
+        _ => None,
+    }
+}
+
+/// An entry as a 200 (or 304), in the coding of `variant` (identity if none).
+fn entry_response(
+    state: &Arc<AppState>,
+    entry: &Arc<Entry>,
+    request_headers: &HeaderMap,
+    variant: Option<Variant>,
+    timing: Timing,
+) -> Response<Body> {
+    let stats = &state.cache.stats;
+    match timing.cache {
+        CacheOutcome::Hit => stats.hits.fetch_add(1, Ordering::Relaxed),
+        CacheOutcome::Miss | CacheOutcome::Shared => stats.misses.fetch_add(1, Ordering::Relaxed),
+        _ => 0,
+    };
+    let hits = entry.hits.fetch_add(1, Ordering::Relaxed) + 1;
+    if state.compression.recompress_after_hits == Some(hits) {
+        recompress_in_background(state, entry);
+    }
+    let described = Described {
+        etag: &entry.etag,
+        etag_sent: variant
+            .as_ref()
+            .map_or_else(|| entry.identity_etag.clone(), |v| v.etag.clone()),
+        last_modified: entry.last_modified_time,
+        last_modified_header: entry.last_modified.clone(),
+        cache_control: &entry.cache_control,
+        age: (timing.cache != CacheOutcome::Miss)
+            .then(|| entry.lifetime.age_seconds(timing.started)),
+    };
+    let response = respond::answer(
+        request_headers,
+        described,
+        |_| match variant {
+            Some(variant) => {
+                let saved = entry.identity.len().saturating_sub(variant.bytes.len());
+                stats.bytes_saved.fetch_add(saved as u64, Ordering::Relaxed);
+                Content {
+                    body: Body::from(variant.bytes),
+                    coding: Some(variant.coding),
+                    link: entry.link.clone(),
+                }
+            }
+            None => Content {
+                body: Body::from(entry.identity.clone()),
+                coding: None,
+                link: entry.link.clone(),
+            },
+        },
+        timing,
+    );
+    if response.status() == StatusCode::NOT_MODIFIED {
+        stats.not_modified.fetch_add(1, Ordering::Relaxed);
+    }
+    response
+}
+
+/// The entry's variant in `coding`, made on first demand (on a blocking
+/// thread when the body is large), and the time making it took.
+async fn variant(
+    state: &AppState,
+    entry: &Arc<Entry>,
+    coding: Coding,
+) -> (Variant, Option<Duration>) {
+    if let Some(variant) = entry.variant(coding) {
+        return (variant, None);
+    }
+    let started = Instant::now();
+    let level = state.compression.levels.level(coding);
+    let bytes = if entry.identity.len() > encoding::LARGE_BODY {
+        let identity = entry.identity.clone();
+        tokio::task::spawn_blocking(move || encoding::compress(coding, level, &identity))
+            .await
+            .expect("compression does not panic")
+    } else {
+        encoding::compress(coding, level, &entry.identity)
+    };
+    let variant = Variant {
+        coding,
+        etag: entry.etag.coded_header(coding, level),
+        bytes,
+        level,
+    };
+    // Another request may have made it meanwhile; either copy is right.
+    entry.set_variant(coding, variant.clone());
+    state.cache.reweigh(entry);
+    (variant, Some(started.elapsed()))
+}
+
+/// Makes a hot entry's variants again at the highest levels, one entry at a
+/// time, so that popular answers travel as small as they can.
+fn recompress_in_background(state: &Arc<AppState>, entry: &Arc<Entry>) {
+    if entry.identity.len() < state.compression.min_bytes
+        || entry.recompressing.swap(true, Ordering::AcqRel)
+    {
+        return;
+    }
+    let state = state.clone();
+    let entry = entry.clone();
+    tokio::spawn(async move {
+        let Ok(_permit) = state.recompression.acquire().await else {
+            return;
+        };
+        for coding in entry.codings() {
+            let level = match coding {
+                Coding::Zstd => 19,
+                Coding::Br => 11,
+                Coding::Gzip | Coding::Deflate => 9,
+            };
+            let identity = entry.identity.clone();
+            let Ok(bytes) =
+                tokio::task::spawn_blocking(move || encoding::compress(coding, level, &identity))
+                    .await
+            else {
+                return;
+            };
+            if entry
+                .variant(coding)
+                .is_some_and(|v| v.bytes.len() > bytes.len())
+            {
+                entry.set_variant(
+                    coding,
+                    Variant {
+                        coding,
+                        etag: entry.etag.coded_header(coding, level),
+                        bytes,
+                        level,
+                    },
+                );
+            }
+        }
+        state.cache.reweigh(&entry);
+    });
+}
+
+/// An answer the cache does not keep, compressed as it is sent when large.
+fn serve_uncached(
+    state: &AppState,
+    answer: Answer,
+    mut described: Described<'_>,
+    request: &ReadRequest<'_>,
+    accept: Option<AcceptEncoding>,
+    mut timing: Timing,
+) -> Response<Body> {
+    timing.db = Some(answer.db_time);
+    timing.render = Some(answer.render_time);
+    let compressible = answer.body.len() >= state.compression.min_bytes;
+    let coding = match accept.map_or(Negotiated::Identity, |a| a.choose(compressible)) {
+        Negotiated::Encode(coding) => Some(coding),
+        _ => None,
+    };
+    let level = coding.map_or(0, |c| state.compression.levels.level(c));
+    if let Some(coding) = coding {
+        described.etag_sent = described.etag.coded_header(coding, level);
+    }
+    let link = answer.link.and_then(|l| HeaderValue::try_from(l).ok());
+    let content = |timing: &mut Timing| {
+        let body = match coding {
+            Some(coding) if answer.body.len() > encoding::LARGE_BODY => {
+                encoding::compress_stream(coding, level, answer.body)
+            }
+            Some(coding) => {
+                let compressing = Instant::now();
+                let bytes = encoding::compress(coding, level, &answer.body);
+                timing.compress = Some(compressing.elapsed());
+                Body::from(bytes)
+            }
+            None => Body::from(answer.body),
+        };
+        Content { body, coding, link }
+    };
+    respond::answer(request.headers, described, content, timing)
+}
+
+/// `Cache-Control: no-cache` (or `no-store`) in a request.
+fn asks_no_cache(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CACHE_CONTROL).iter().any(|value| {
+        value.to_str().is_ok_and(|v| {
+            v.split(',').any(|d| {
+                d.trim().eq_ignore_ascii_case("no-cache")
+                    || d.trim().eq_ignore_ascii_case("no-store")
+            })
+        })
+    })
+}
