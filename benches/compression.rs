@@ -58,6 +58,7 @@ struct Measured {
     iterations: usize,
 }
 
+#[allow(clippy::disallowed_methods)] // the bench's own knobs, not brisk's configuration
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -279,7 +280,8 @@ fn main() {
     }
 
     print!("{out}");
-    if let Ok(path) = std::env::var("COMPRESSION_BENCH_OUT") {
+    let path: String = env_or("COMPRESSION_BENCH_OUT", String::new());
+    if !path.is_empty() {
         std::fs::write(&path, &out).unwrap_or_else(|e| panic!("{path}: {e}"));
         eprintln!("wrote {path}");
     }

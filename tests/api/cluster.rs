@@ -1,7 +1,7 @@
 //! Two brisk processes sharing a Redis of the test's own: writes through
 //! one are seen through the other, and Redis going away costs no errors.
 
-use crate::on_both_backends;
+use crate::on_both;
 use crate::support::*;
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
@@ -204,10 +204,10 @@ async fn until_linked(client: &reqwest::Client, a: &Brisk, b: &Brisk, marker: i6
     }
 }
 
-on_both_backends! {
+on_both! {
     async fn a_write_through_one_instance_is_seen_through_the_other(backend: Backend) {
         let Some(redis) = Redis::start().await else { return };
-        let Some(db) = writable_shop(backend, "cluster").await else { return };
+        let db = writable_shop(backend, "cluster").await;
         if backend == Backend::Sqlite {
             // so that each instance tells the other's writes from other programs'
             install_triggers(&db, false);
@@ -272,7 +272,7 @@ on_both_backends! {
 
     async fn redis_going_away_costs_no_errors(backend: Backend) {
         let Some(mut redis) = Redis::start().await else { return };
-        let Some(db) = writable_shop(backend, "outage").await else { return };
+        let db = writable_shop(backend, "outage").await;
         let prefix = format!("brisk-outage-{}-{backend:?}", std::process::id());
         let a = Brisk::start(&db, &redis.url(), &prefix, "a").await;
         let b = Brisk::start(&db, &redis.url(), &prefix, "b").await;

@@ -36,7 +36,8 @@ async fn walk_forward(fx: &Fixture, start: &str) -> (Vec<i64>, Vec<Value>) {
 }
 
 on_both! {
-    async fn cursor_walks_return_every_row_once_in_order(fx: &Fixture) {
+    async fn cursor_walks_return_every_row_once_in_order(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let cases = [
             ("/v1/products?sort=-price&fields=id,price&limit=37", "SELECT id FROM products ORDER BY price DESC, id DESC"),
             ("/v1/products?sort=category,price&fields=id&limit=50", "SELECT id FROM products ORDER BY category, price, id"),
@@ -53,7 +54,8 @@ on_both! {
         }
     }
 
-    async fn prev_cursors_walk_back_to_the_start(fx: &Fixture) {
+    async fn prev_cursors_walk_back_to_the_start(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let (forward, bodies) = walk_forward(fx, "/v1/products?sort=-price&fields=id&limit=40").await;
         let mut back = Vec::new();
         let mut body = bodies.last().unwrap().clone();
@@ -68,7 +70,8 @@ on_both! {
         assert!(body["meta"].get("prev_cursor").is_none(), "the first page has no prev");
     }
 
-    async fn cursor_pages_are_the_offset_pages(fx: &Fixture) {
+    async fn cursor_pages_are_the_offset_pages(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let first = fx.json("/v1/orders?sort=-total&limit=25", 200).await;
         let cursor = first["meta"]["next_cursor"].as_str().unwrap();
         let second = fx.json(&format!("/v1/orders?sort=-total&limit=25&cursor={cursor}"), 200).await;
@@ -77,7 +80,8 @@ on_both! {
         assert!(second["meta"].get("page").is_none());
     }
 
-    async fn foreign_and_forged_cursors_are_refused(fx: &Fixture) {
+    async fn foreign_and_forged_cursors_are_refused(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let body = fx.json("/v1/products?sort=price&category=books&limit=5", 200).await;
         let cursor = body["meta"]["next_cursor"].as_str().unwrap().to_string();
         fx.json(&format!("/v1/products?sort=price&category=books&limit=7&cursor={cursor}"), 200).await;

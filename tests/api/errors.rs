@@ -274,7 +274,8 @@ const MALFORMED: &[(&str, &str, u16, &str)] = &[
 ];
 
 on_both! {
-    async fn every_malformed_request_gets_a_clear_problem(fx: &Fixture) {
+    async fn every_malformed_request_gets_a_clear_problem(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         assert!(MALFORMED.len() >= 40);
         for (method, path, status, phrase) in MALFORMED {
             let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
@@ -300,7 +301,8 @@ on_both! {
         }
     }
 
-    async fn typed_columns_check_their_values(fx: &Fixture) {
+    async fn typed_columns_check_their_values(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         // SQLite stores the demo's timestamps as TEXT, where any text is a
         // valid value; PostgreSQL's timestamptz checks them.
         if fx.backend == Backend::Postgres {
@@ -312,14 +314,16 @@ on_both! {
         fx.json("/v1/orders?created_at[gt]=2024-01-01T00:00:00Z&limit=1", 200).await;
     }
 
-    async fn several_problems_are_reported_together(fx: &Fixture) {
+    async fn several_problems_are_reported_together(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let problem = fx.json("/v1/products?fields=nme&sort=prce&limit=0&colour=red", 400).await;
         let parameters: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["parameter"].as_str().unwrap()).collect();
         assert_eq!(parameters, ["fields", "colour", "sort", "limit"]);
         assert!(problem["detail"].as_str().unwrap().contains("and 3 more problems"));
     }
 
-    async fn hostile_input_never_reaches_sql(fx: &Fixture) {
+    async fn hostile_input_never_reaches_sql(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         for path in [
             "/v1/users?name=x'%20OR%20'1'='1",
             "/v1/users?name[like]=%25'%3B%20DROP%20TABLE%20users%3B--",

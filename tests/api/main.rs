@@ -4,6 +4,7 @@
 
 mod support;
 
+mod caching;
 mod cluster;
 mod cursors;
 mod errors;
@@ -12,5 +13,4 @@ mod property;
 mod questions;
 mod reads;
 mod schema;
-mod speed;
 mod writes;

@@ -1,6 +1,7 @@
 //! Random combinations of fields, filters, sorts and pages, each compared
 //! with the same question written directly in SQL.
 
+use crate::on_both;
 use crate::support::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -228,51 +229,41 @@ impl Case {
     }
 }
 
-fn random_reads_match_sql(backend: Backend) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let Some(fixture) = runtime.block_on(Fixture::new(backend)) else {
-        skipped(module_path!());
-        return;
-    };
-    let mut runner = TestRunner::new(Config {
-        cases: 96,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    runner
-        .run(&case(), |case| {
-            let url = case.url();
-            let got: Vec<Value> = runtime.block_on(fixture.data(&url)).iter().map(normalise).collect();
-            let want: Vec<Value> = runtime
-                .block_on(fixture.sql(&case.sql()))
-                .into_iter()
-                .map(|row| normalise(&Value::Object(row)))
-                .collect();
-            if got != want {
-                return Err(TestCaseError::fail(format!(
-                    "{backend:?} {url}\nsql: {}\ngot {} rows, want {}\nfirst got: {:?}\nfirst want: {:?}",
-                    case.sql(),
-                    got.len(),
-                    want.len(),
-                    got.first(),
-                    want.first()
-                )));
-            }
-            Ok(())
+on_both! {
+    async fn random_reads_match_sql(backend: Backend) {
+        let fixture = Fixture::shop(backend).await;
+        // proptest drives the cases synchronously; each case awaits on this runtime
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let mut runner = TestRunner::new(Config {
+                cases: 96,
+                failure_persistence: None,
+                ..Config::default()
+            });
+            runner
+                .run(&case(), |case| {
+                    let url = case.url();
+                    let got: Vec<Value> = runtime.block_on(fixture.data(&url)).iter().map(normalise).collect();
+                    let want: Vec<Value> = runtime
+                        .block_on(fixture.sql(&case.sql()))
+                        .into_iter()
+                        .map(|row| normalise(&Value::Object(row)))
+                        .collect();
+                    if got != want {
+                        return Err(TestCaseError::fail(format!(
+                            "{backend:?} {url}\nsql: {}\ngot {} rows, want {}\nfirst got: {:?}\nfirst want: {:?}",
+                            case.sql(),
+                            got.len(),
+                            want.len(),
+                            got.first(),
+                            want.first()
+                        )));
+                    }
+                    Ok(())
+                })
+                .unwrap();
         })
+        .await
         .unwrap();
-}
-
-#[test]
-fn random_reads_match_sql_on_sqlite() {
-    random_reads_match_sql(Backend::Sqlite);
-}
-
-#[test]
-fn random_reads_match_sql_on_postgres() {
-    random_reads_match_sql(Backend::Postgres);
+    }
 }

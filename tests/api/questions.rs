@@ -17,7 +17,8 @@ fn normalised(rows: Vec<Value>) -> Vec<Value> {
 }
 
 on_both! {
-    async fn q1_first_page_of_users_two_fields(fx: &Fixture) {
+    async fn q1_first_page_of_users_two_fields(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let got = fx.data("/v1/users?page=1&limit=10&fields=name,email").await;
         let want = fx.sql("SELECT name, email FROM users ORDER BY id LIMIT 10").await;
         assert_eq!(got, objects(want));
@@ -25,7 +26,8 @@ on_both! {
         assert_eq!(keys, ["name", "email"], "exactly the two fields, in order");
     }
 
-    async fn q2_filtered_sorted_page_of_products(fx: &Fixture) {
+    async fn q2_filtered_sorted_page_of_products(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         // the test shop has a tenth of the products: pages of 20, not 50
         let got = fx.data("/v1/products?page=2&limit=20&category=electronics&sort=price_asc").await;
         let want = fx
@@ -35,13 +37,15 @@ on_both! {
         assert_eq!(normalised(got), objects(want));
     }
 
-    async fn q3_one_user_sparse_fields(fx: &Fixture) {
+    async fn q3_one_user_sparse_fields(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let got = fx.json("/v1/users/123?fields=name,email,profile_picture", 200).await;
         let want = fx.sql("SELECT name, email, profile_picture FROM users WHERE id = 123").await;
         assert_eq!(got, serde_json::json!({ "data": objects(want)[0] }));
     }
 
-    async fn q4_one_users_orders(fx: &Fixture) {
+    async fn q4_one_users_orders(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let user: i64 = fx.sql_column("SELECT user_id FROM orders GROUP BY user_id ORDER BY count(*) DESC, user_id LIMIT 1").await[0]
             .as_i64()
             .unwrap();
@@ -54,7 +58,8 @@ on_both! {
         assert_eq!(normalised(got), objects(want));
     }
 
-    async fn q5_orders_with_user_items_and_products(fx: &Fixture) {
+    async fn q5_orders_with_user_items_and_products(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let got = fx.data("/v1/orders?limit=50&include=user,order_items.product").await;
         let orders = fx.sql("SELECT * FROM orders ORDER BY id LIMIT 50").await;
         assert_eq!(got.len(), 50);
@@ -75,7 +80,8 @@ on_both! {
         }
     }
 
-    async fn q6_deep_page_and_the_same_rows_by_cursor(fx: &Fixture) {
+    async fn q6_deep_page_and_the_same_rows_by_cursor(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         // offset 9,000 of 10,000 orders: the test shop's version of page 1801
         let by_page = fx.json("/v1/orders?page=181&limit=50", 200).await;
         let want = fx.sql_column("SELECT id FROM orders ORDER BY id LIMIT 50 OFFSET 9000").await;
@@ -89,7 +95,8 @@ on_both! {
         assert_eq!(by_cursor["data"], by_page["data"]);
     }
 
-    async fn q7_a_large_payload(fx: &Fixture) {
+    async fn q7_a_large_payload(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let got = fx.data("/v1/products?limit=1000").await;
         let want = fx.sql("SELECT * FROM products ORDER BY id LIMIT 1000").await;
         assert_eq!(got.len(), want.len());

@@ -17,7 +17,8 @@ async fn sql_ids(fx: &Fixture, query: &str) -> Vec<i64> {
 }
 
 on_both! {
-    async fn default_and_maximum_limit(fx: &Fixture) {
+    async fn default_and_maximum_limit(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let body = fx.json("/v1/orders", 200).await;
         assert_eq!(body["data"].as_array().unwrap().len(), 20);
         assert_eq!(body["meta"]["limit"], 20);
@@ -27,7 +28,8 @@ on_both! {
         fx.json("/v1/orders?limit=0", 400).await;
     }
 
-    async fn every_filter_operator_matches_sql(fx: &Fixture) {
+    async fn every_filter_operator_matches_sql(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let cases = [
             ("status=paid", "status = 'paid'"),
             ("status[eq]=paid", "status = 'paid'"),
@@ -53,7 +55,8 @@ on_both! {
         }
     }
 
-    async fn like_is_case_sensitive_and_ilike_is_not(fx: &Fixture) {
+    async fn like_is_case_sensitive_and_ilike_is_not(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let name = fx.sql_column("SELECT name FROM users ORDER BY id LIMIT 1").await[0].as_str().unwrap().to_string();
         let first = name.split(' ').next().unwrap();
         let like = fx.data(&format!("/v1/users?name[like]={first}%25&fields=id&limit=1000")).await;
@@ -69,7 +72,8 @@ on_both! {
         assert_eq!(ids(&one_char), sql_ids(fx, "SELECT id FROM orders WHERE status = 'paid' ORDER BY id LIMIT 5").await);
     }
 
-    async fn null_filters_and_null_ordering(fx: &Fixture) {
+    async fn null_filters_and_null_ordering(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let nulls = fx.json("/v1/users?profile_picture[null]=true&fields=id&count=exact&limit=1000", 200).await;
         let want = sql_ids(fx, "SELECT id FROM users WHERE profile_picture IS NULL ORDER BY id").await;
         assert!(!want.is_empty());
@@ -88,7 +92,8 @@ on_both! {
         assert_eq!(ids(&descending), want);
     }
 
-    async fn sort_in_both_spellings_with_several_keys(fx: &Fixture) {
+    async fn sort_in_both_spellings_with_several_keys(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let a = fx.data("/v1/products?sort=category_asc,price_desc&fields=id&limit=100").await;
         let b = fx.data("/v1/products?sort=category,-price&fields=id&limit=100").await;
         assert_eq!(a, b);
@@ -102,7 +107,8 @@ on_both! {
         assert_eq!(ids(&newest), sql_ids(fx, "SELECT id FROM orders ORDER BY id DESC LIMIT 3").await);
     }
 
-    async fn fields_trim_embedded_objects(fx: &Fixture) {
+    async fn fields_trim_embedded_objects(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let rows = fx.data("/v1/orders?include=user,order_items.product&fields=id,user.name,order_items.quantity,order_items.product.name&limit=3").await;
         for row in rows {
             let object = row.as_object().unwrap();
@@ -115,7 +121,8 @@ on_both! {
         }
     }
 
-    async fn include_to_many_from_the_one_side(fx: &Fixture) {
+    async fn include_to_many_from_the_one_side(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let users = fx.data("/v1/users?include=orders&fields=id,orders.id&limit=5").await;
         for user in users {
             let id = user["id"].as_i64().unwrap();
@@ -128,7 +135,8 @@ on_both! {
         assert!(one["data"]["order_items"].as_array().is_some_and(|items| !items.is_empty()));
     }
 
-    async fn nested_routes(fx: &Fixture) {
+    async fn nested_routes(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let user = fx.json("/v1/orders/5/user?fields=id,name", 200).await;
         let want = fx.sql("SELECT u.id, u.name FROM users u JOIN orders o ON o.user_id = u.id WHERE o.id = 5").await;
         assert_eq!(normalise(&user["data"]), normalise(&Value::Object(want[0].clone())));
@@ -145,7 +153,8 @@ on_both! {
         fx.json("/v1/orders/999999/user", 404).await;
     }
 
-    async fn count_meta_and_links(fx: &Fixture) {
+    async fn count_meta_and_links(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let response = fx.get("/v1/orders?status=paid&limit=25&page=2&count=exact&fields=id").await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "application/json");
@@ -184,7 +193,8 @@ on_both! {
         assert!(beyond["links"]["prev"].as_str().unwrap().ends_with("page=99999"));
     }
 
-    async fn single_rows_and_head(fx: &Fixture) {
+    async fn single_rows_and_head(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let body = fx.json("/v1/products/7", 200).await;
         let want = fx.sql("SELECT * FROM products WHERE id = 7").await;
         assert_eq!(normalise(&body["data"]), normalise(&Value::Object(want[0].clone())));
@@ -199,7 +209,8 @@ on_both! {
         assert_eq!(head.status(), 404);
     }
 
-    async fn health_and_readiness(fx: &Fixture) {
+    async fn health_and_readiness(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         assert_eq!(fx.json("/healthz", 200).await, json!({ "status": "ok" }));
         assert_eq!(fx.json("/readyz", 200).await, json!({ "status": "ready" }));
         let response = fx.get("/healthz").await;

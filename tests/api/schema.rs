@@ -1,8 +1,8 @@
 //! What is served: views and keyless tables as collections, and tables and
 //! columns hidden by the config.
 
+use crate::on_both;
 use crate::support::*;
-use brisk::dataset::{self, DemoSpec, Target};
 use serde_json::json;
 
 const EXTRA_SQL: &str = "
@@ -11,166 +11,95 @@ const EXTRA_SQL: &str = "
     INSERT INTO events VALUES ('a', 1), ('a', 1), ('b', 2), ('c', 3);
 ";
 
-/// A small shop of its own with a view and a keyless table added.
-async fn shop_with_extras(backend: Backend, tag: &str) -> Option<String> {
-    let spec = DemoSpec {
-        scale: 0.01,
-        seed: 7,
-    };
-    match backend {
-        Backend::Sqlite => {
-            let path = std::env::temp_dir()
-                .join("brisk-tests")
-                .join(format!("shop-{}-{tag}.db", std::process::id()));
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            dataset::load(Target::Sqlite(&path), spec, true)
-                .await
-                .unwrap();
-            rusqlite::Connection::open(&path)
+on_both! {
+    async fn views_and_keyless_tables_are_collections(backend: Backend) {
+        let url = writable_shop(backend, "views").await;
+        execute(backend, &url, EXTRA_SQL).await;
+        let fx = Fixture::serve(backend, &url, |_| {}).await;
+        let rows = fx.data("/v1/big_orders?sort=-total&limit=5").await;
+        let want = fx
+            .sql_column("SELECT id FROM orders WHERE total > 500 ORDER BY total DESC, id DESC LIMIT 5")
+            .await;
+        assert_eq!(
+            rows.iter().map(|r| r["id"].clone()).collect::<Vec<_>>(),
+            want
+        );
+        let body = fx.json("/v1/big_orders?limit=2", 200).await;
+        assert!(
+            body["meta"].get("next_cursor").is_none(),
+            "no cursors without a primary key"
+        );
+        assert!(body["links"]["next"].as_str().unwrap().contains("page=2"));
+        let problem = fx.json("/v1/big_orders/1", 404).await;
+        assert!(
+            problem["detail"]
+                .as_str()
                 .unwrap()
-                .execute_batch(EXTRA_SQL)
-                .unwrap();
-            Some(path.display().to_string())
-        }
-        Backend::Postgres => {
-            let url = tokio::task::spawn_blocking({
-                let tag = tag.to_string();
-                move || throwaway_postgres(&tag)
-            })
-            .await
-            .unwrap()?;
-            dataset::load(Target::Postgres(&url), spec, true)
-                .await
-                .unwrap();
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
-            client.batch_execute(EXTRA_SQL).await.unwrap();
-            Some(url)
-        }
+                .contains("no single-column primary key")
+        );
+        fx.json("/v1/big_orders?cursor=abc", 400).await;
+        // a keyless table pages stably by all its columns
+        let events = fx.data("/v1/events?sort=-n").await;
+        assert_eq!(
+            events,
+            vec![
+                json!({"kind": "c", "n": 3}),
+                json!({"kind": "b", "n": 2}),
+                json!({"kind": "a", "n": 1}),
+                json!({"kind": "a", "n": 1})
+            ]
+        );
+        let page = fx.data("/v1/events?limit=2&page=2").await;
+        assert_eq!(
+            page,
+            vec![json!({"kind": "b", "n": 2}), json!({"kind": "c", "n": 3})]
+        );
     }
-}
 
-async fn views_and_keyless_tables_are_collections(backend: Backend) {
-    let Some(url) = shop_with_extras(backend, "views").await else {
-        skipped(module_path!());
-        return;
-    };
-    let fx = Fixture::serve(backend, &url, |_| {}).await;
-    let rows = fx.data("/v1/big_orders?sort=-total&limit=5").await;
-    let want = fx
-        .sql_column("SELECT id FROM orders WHERE total > 500 ORDER BY total DESC, id DESC LIMIT 5")
+    async fn hidden_tables_and_columns_are_not_served(backend: Backend) {
+        let fx = Fixture::configured(backend, |config| {
+            config.schema.hidden_tables = vec!["order_items".into()];
+            config.resources.insert(
+                "users".into(),
+                brisk::config::ResourceConfig {
+                    columns: vec![],
+                    hidden_columns: vec!["email".into()],
+                    ..Default::default()
+                },
+            );
+            config.resources.insert(
+                "products".into(),
+                brisk::config::ResourceConfig {
+                    columns: vec!["id".into(), "name".into()],
+                    hidden_columns: vec![],
+                    ..Default::default()
+                },
+            );
+        })
         .await;
-    assert_eq!(
-        rows.iter().map(|r| r["id"].clone()).collect::<Vec<_>>(),
-        want
-    );
-    let body = fx.json("/v1/big_orders?limit=2", 200).await;
-    assert!(
-        body["meta"].get("next_cursor").is_none(),
-        "no cursors without a primary key"
-    );
-    assert!(body["links"]["next"].as_str().unwrap().contains("page=2"));
-    let problem = fx.json("/v1/big_orders/1", 404).await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("no single-column primary key")
-    );
-    fx.json("/v1/big_orders?cursor=abc", 400).await;
-    // a keyless table pages stably by all its columns
-    let events = fx.data("/v1/events?sort=-n").await;
-    assert_eq!(
-        events,
-        vec![
-            json!({"kind": "c", "n": 3}),
-            json!({"kind": "b", "n": 2}),
-            json!({"kind": "a", "n": 1}),
-            json!({"kind": "a", "n": 1})
-        ]
-    );
-    let page = fx.data("/v1/events?limit=2&page=2").await;
-    assert_eq!(
-        page,
-        vec![json!({"kind": "b", "n": 2}), json!({"kind": "c", "n": 3})]
-    );
-}
-
-async fn hidden_tables_and_columns_are_not_served(backend: Backend) {
-    let db_url = match backend {
-        Backend::Sqlite => sqlite_shop().display().to_string(),
-        Backend::Postgres => match postgres_shop() {
-            Some(url) => url.clone(),
-            None => {
-                skipped(module_path!());
-                return;
-            }
-        },
-    };
-    let fx = Fixture::serve(backend, &db_url, |config| {
-        config.schema.hidden_tables = vec!["order_items".into()];
-        config.resources.insert(
-            "users".into(),
-            brisk::config::ResourceConfig {
-                columns: vec![],
-                hidden_columns: vec!["email".into()],
-                ..Default::default()
-            },
+        fx.json("/v1/order_items", 404).await;
+        fx.json("/v1/orders?include=order_items", 400).await;
+        let user = fx.json("/v1/users/1", 200).await;
+        assert!(user["data"].get("email").is_none());
+        assert!(user["data"].get("name").is_some());
+        fx.json("/v1/users?fields=email", 400).await;
+        fx.json("/v1/users?email=x", 400).await;
+        fx.json("/v1/users?sort=email", 400).await;
+        let product = fx.json("/v1/products/1", 200).await;
+        assert_eq!(
+            product["data"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            ["id", "name"]
         );
-        config.resources.insert(
-            "products".into(),
-            brisk::config::ResourceConfig {
-                columns: vec!["id".into(), "name".into()],
-                hidden_columns: vec![],
-                ..Default::default()
-            },
+        let document = fx.json("/v1/openapi.json", 200).await;
+        assert!(document["paths"].get("/v1/order_items").is_none());
+        assert!(
+            document["components"]["schemas"]["users"]["properties"]
+                .get("email")
+                .is_none()
         );
-    })
-    .await;
-    fx.json("/v1/order_items", 404).await;
-    fx.json("/v1/orders?include=order_items", 400).await;
-    let user = fx.json("/v1/users/1", 200).await;
-    assert!(user["data"].get("email").is_none());
-    assert!(user["data"].get("name").is_some());
-    fx.json("/v1/users?fields=email", 400).await;
-    fx.json("/v1/users?email=x", 400).await;
-    fx.json("/v1/users?sort=email", 400).await;
-    let product = fx.json("/v1/products/1", 200).await;
-    assert_eq!(
-        product["data"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .collect::<Vec<_>>(),
-        ["id", "name"]
-    );
-    let document = fx.json("/v1/openapi.json", 200).await;
-    assert!(document["paths"].get("/v1/order_items").is_none());
-    assert!(
-        document["components"]["schemas"]["users"]["properties"]
-            .get("email")
-            .is_none()
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn views_and_keyless_tables_on_sqlite() {
-    views_and_keyless_tables_are_collections(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn views_and_keyless_tables_on_postgres() {
-    views_and_keyless_tables_are_collections(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hidden_tables_and_columns_on_sqlite() {
-    hidden_tables_and_columns_are_not_served(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hidden_tables_and_columns_on_postgres() {
-    hidden_tables_and_columns_are_not_served(Backend::Postgres).await;
+    }
 }

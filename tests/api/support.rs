@@ -41,11 +41,13 @@ impl Drop for Fixture {
     }
 }
 
+#[allow(clippy::disallowed_methods)] // the tests' own variables, not brisk's configuration
 pub fn postgres_admin_url() -> String {
     std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
 }
 
+#[allow(clippy::disallowed_methods)] // the tests' own variables, not brisk's configuration
 pub fn services_required() -> bool {
     std::env::var("TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v == "true")
 }
@@ -203,25 +205,26 @@ pub fn postgres_shop() -> Option<&'static String> {
     .as_ref()
 }
 
+/// The URL of the shared test shop on `backend` (`on_both!` has checked
+/// that PostgreSQL is there).
+pub fn shop_url(backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => sqlite_shop().display().to_string(),
+        Backend::Postgres => postgres_shop()
+            .expect("on_both! runs PostgreSQL tests only when it is reachable")
+            .clone(),
+    }
+}
+
 impl Fixture {
-    pub async fn new(backend: Backend) -> Option<Fixture> {
-        let db_url = match backend {
-            Backend::Sqlite => sqlite_shop().display().to_string(),
-            Backend::Postgres => postgres_shop()?.clone(),
-        };
-        Some(Fixture::serve(backend, &db_url, |_| {}).await)
+    /// The shared test shop on `backend`, served with the default config.
+    pub async fn shop(backend: Backend) -> Fixture {
+        Fixture::serve(backend, &shop_url(backend), |_| {}).await
     }
 
     /// The shared test shop on `backend`, served with an adjusted config.
-    pub async fn configured(
-        backend: Backend,
-        configure: impl FnOnce(&mut Config),
-    ) -> Option<Fixture> {
-        let db_url = match backend {
-            Backend::Sqlite => sqlite_shop().display().to_string(),
-            Backend::Postgres => postgres_shop()?.clone(),
-        };
-        Some(Fixture::serve(backend, &db_url, configure).await)
+    pub async fn configured(backend: Backend, configure: impl FnOnce(&mut Config)) -> Fixture {
+        Fixture::serve(backend, &shop_url(backend), configure).await
     }
 
     /// Read statements the server has run so far.
@@ -378,9 +381,9 @@ fn sqlite_rows(path: &str, query: &str) -> Vec<Map<String, Value>> {
 }
 
 /// A fresh, small demo shop of the test's own (it will be written to): a
-/// SQLite file or a throwaway PostgreSQL database. `None` when PostgreSQL is
-/// not reachable (and not required).
-pub async fn writable_shop(backend: Backend, tag: &str) -> Option<String> {
+/// SQLite file or a throwaway PostgreSQL database (`on_both!` has checked
+/// that PostgreSQL is there).
+pub async fn writable_shop(backend: Backend, tag: &str) -> String {
     let spec = DemoSpec {
         scale: 0.01,
         seed: 11,
@@ -396,17 +399,46 @@ pub async fn writable_shop(backend: Backend, tag: &str) -> Option<String> {
             dataset::load(Target::Sqlite(&path), spec, true)
                 .await
                 .unwrap();
-            Some(path.display().to_string())
+            path.display().to_string()
         }
         Backend::Postgres => {
             let tag = tag.to_string();
             let url = tokio::task::spawn_blocking(move || throwaway_postgres(&tag))
                 .await
-                .unwrap()?;
+                .unwrap()
+                .expect("PostgreSQL is reachable");
             dataset::load(Target::Postgres(&url), spec, true)
                 .await
                 .unwrap();
-            Some(url)
+            url
+        }
+    }
+}
+
+/// Runs SQL statements directly on a database (to set up what brisk
+/// should then find).
+pub async fn execute(backend: Backend, db_url: &str, sql: &str) {
+    match backend {
+        Backend::Sqlite => {
+            let (path, sql) = (db_url.to_string(), sql.to_string());
+            tokio::task::spawn_blocking(move || {
+                rusqlite::Connection::open(&path)
+                    .unwrap()
+                    .execute_batch(&sql)
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            })
+            .await
+            .unwrap();
+        }
+        Backend::Postgres => {
+            let (client, connection) = tokio_postgres::connect(db_url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client
+                .batch_execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
         }
     }
 }
@@ -417,15 +449,13 @@ impl Fixture {
         backend: Backend,
         tag: &str,
         configure: impl FnOnce(&mut Config),
-    ) -> Option<Fixture> {
-        let url = writable_shop(backend, tag).await?;
-        Some(
-            Fixture::serve(backend, &url, |config| {
-                config.writes = true;
-                configure(config);
-            })
-            .await,
-        )
+    ) -> Fixture {
+        let url = writable_shop(backend, tag).await;
+        Fixture::serve(backend, &url, |config| {
+            config.writes = true;
+            configure(config);
+        })
+        .await
     }
 
     /// Sends a JSON body with `method`, plus extra headers.
@@ -470,10 +500,14 @@ pub fn normalise(value: &Value) -> Value {
     }
 }
 
-/// Runs a test body once per backend, passing the backend: for tests that
-/// start servers of their own with adjusted configs.
+/// The one way to run a test on both databases: each
+/// `async fn name(backend: Backend) { ... }` becomes the tests
+/// `name::sqlite` and `name::postgres`. The PostgreSQL one says it is
+/// skipped and passes when PostgreSQL is not reachable (and not required:
+/// `TEST_REQUIRE_SERVICES=1`). `Fixture::shop(backend)` serves the shared
+/// test shop; tests that write make their own (`Fixture::writable`).
 #[macro_export]
-macro_rules! on_both_backends {
+macro_rules! on_both {
     ($(async fn $name:ident($backend:ident: Backend) $body:block)*) => {$(
         mod $name {
             #[allow(unused_imports)]
@@ -495,36 +529,6 @@ macro_rules! on_both_backends {
                     return;
                 }
                 run(Backend::Postgres).await;
-            }
-        }
-    )*};
-}
-
-/// Runs a test body once per backend: `sqlite` and `postgres` tests.
-#[macro_export]
-macro_rules! on_both {
-    ($(async fn $name:ident($fx:ident: &Fixture) $body:block)*) => {$(
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            #[allow(unused_imports)]
-            use $crate::support::*;
-
-            async fn run($fx: &Fixture) $body
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let fixture = Fixture::new(Backend::Sqlite).await.expect("SQLite is always there");
-                run(&fixture).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(fixture) = Fixture::new(Backend::Postgres).await else {
-                    skipped(module_path!());
-                    return;
-                };
-                run(&fixture).await;
             }
         }
     )*};

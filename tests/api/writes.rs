@@ -2,7 +2,7 @@
 //! error, constraints, If-Match, exact invalidation, writes behind brisk's
 //! back.
 
-use crate::on_both_backends;
+use crate::on_both;
 use crate::support::*;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -27,9 +27,9 @@ fn cache_status(response: &reqwest::Response) -> String {
 
 const NEW_USER: &str = r#"{"name":"Grace Hopper","email":"grace@example.com","country":"US","created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}"#;
 
-on_both_backends! {
+on_both! {
     async fn create_read_update_replace_delete(backend: Backend) {
-        let Some(fx) = Fixture::writable(backend, "crud", |_| {}).await else { return };
+        let fx = Fixture::writable(backend, "crud", |_| {}).await;
         let created = fx.send("POST", "/v1/users", NEW_USER, &[]).await;
         assert_eq!(created.status(), 201);
         let location = header(&created, "location").expect("Location on 201");
@@ -86,7 +86,7 @@ on_both_backends! {
     }
 
     async fn a_post_of_many_rows_is_one_transaction(backend: Backend) {
-        let Some(fx) = Fixture::writable(backend, "many", |_| {}).await else { return };
+        let fx = Fixture::writable(backend, "many", |_| {}).await;
         let count = || fx.sql_column("SELECT count(*) AS n FROM users");
         let before = count().await[0].as_i64().unwrap();
         let rows: Vec<Value> = (0..3)
@@ -107,7 +107,7 @@ on_both_backends! {
     }
 
     async fn bad_bodies_are_named_field_by_field(backend: Backend) {
-        let Some(fx) = Fixture::writable(backend, "validation", |c| c.limits.max_body_bytes = 4096).await else { return };
+        let fx = Fixture::writable(backend, "validation", |c| c.limits.max_body_bytes = 4096).await;
         let cases: &[(&str, &str, &str, u16, &str)] = &[
             ("POST", "/v1/users", "", 400, "the body is empty"),
             ("POST", "/v1/users", "{\"name\":", 400, "not valid JSON"),
@@ -154,7 +154,7 @@ on_both_backends! {
     }
 
     async fn constraint_violations_are_4xx_with_the_column(backend: Backend) {
-        let Some(fx) = Fixture::writable(backend, "constraints", |_| {}).await else { return };
+        let fx = Fixture::writable(backend, "constraints", |_| {}).await;
         let email = fx.sql_column("SELECT email FROM users WHERE id = 1").await[0].as_str().unwrap().to_string();
         let duplicate = NEW_USER.replace("grace@example.com", &email);
         let response = fx.send("POST", "/v1/users", &duplicate, &[]).await;
@@ -177,7 +177,7 @@ on_both_backends! {
     }
 
     async fn concurrent_writes_with_one_etag_let_exactly_one_win(backend: Backend) {
-        let Some(fx) = Fixture::writable(backend, "race", |_| {}).await else { return };
+        let fx = Fixture::writable(backend, "race", |_| {}).await;
         let fx = Arc::new(fx);
         for round in 0..10 {
             let etag = header(&fx.get("/v1/products/3").await, "etag").unwrap();
@@ -198,7 +198,7 @@ on_both_backends! {
     }
 
     async fn reads_never_see_a_write_undone(backend: Backend) {
-        let Some(fx) = Fixture::writable(backend, "ryw", |_| {}).await else { return };
+        let fx = Fixture::writable(backend, "ryw", |_| {}).await;
         let fx = Arc::new(fx);
         const HOT: [i64; 3] = [1, 2, 3];
         // the stock each hot product was last confirmed to have by a write
@@ -250,7 +250,7 @@ on_both_backends! {
     }
 
     async fn a_write_invalidates_exactly_what_it_could_change(backend: Backend) {
-        let Some(fx) = Fixture::writable(backend, "exact", |_| {}).await else { return };
+        let fx = Fixture::writable(backend, "exact", |_| {}).await;
         let watched = [
             ("/v1/users/1", "hit"),
             ("/v1/users?limit=5", "hit"),
@@ -274,18 +274,18 @@ on_both_backends! {
     }
 
     async fn writes_are_refused_unless_switched_on(backend: Backend) {
-        let Some(fx) = Fixture::configured(backend, |_| {}).await else { return };
+        let fx = Fixture::configured(backend, |_| {}).await;
         let response = fx.send("POST", "/v1/users", NEW_USER, &[]).await;
         assert_eq!(response.status(), 403);
         assert_eq!(header(&response, "content-type").as_deref(), Some("application/problem+json"));
-        let Some(strict) = Fixture::writable(backend, "require", |c| c.http.require_if_match = true).await else { return };
+        let strict = Fixture::writable(backend, "require", |c| c.http.require_if_match = true).await;
         assert_eq!(strict.send("PATCH", "/v1/users/1", r#"{"name":"x"}"#, &[]).await.status(), 428);
         let etag = header(&strict.get("/v1/users/1").await, "etag").unwrap();
         assert_eq!(strict.send("PATCH", "/v1/users/1", r#"{"name":"x"}"#, &[("if-match", &etag)]).await.status(), 200);
     }
 
     async fn writes_behind_bricks_back_are_noticed(backend: Backend) {
-        let Some(fx) = Fixture::writable(backend, "outside", |_| {}).await else { return };
+        let fx = Fixture::writable(backend, "outside", |_| {}).await;
         if backend == Backend::Postgres {
             // `brisk install-triggers`, twice: it is idempotent
             install_triggers(&fx.db_url, false);
@@ -343,7 +343,7 @@ async fn until_fresh(fx: &Fixture, path: &str, field: &str, value: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_change_triggers_name_the_table_another_program_wrote() {
-    let shop = writable_shop(Backend::Sqlite, "changelog").await.unwrap();
+    let shop = writable_shop(Backend::Sqlite, "changelog").await;
     assert!(install_triggers(&shop, false).contains("installed the change triggers on 4 tables"));
     install_triggers(&shop, false); // idempotent
     let fx = Fixture::serve(Backend::Sqlite, &shop, |c| c.writes = true).await;

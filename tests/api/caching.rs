@@ -1,8 +1,9 @@
-//! The speed layer over real HTTP: the response cache, content coding and
-//! conditional requests.
+//! The response cache over real HTTP: hits, misses, single flight, TTLs,
+//! stale-while-revalidate and the byte bound; conditional requests and
+//! validators; content coding of cached and uncached answers.
 
+use crate::on_both;
 use crate::support::*;
-use crate::{on_both, on_both_backends};
 use reqwest::Response;
 use std::io::Read;
 use std::time::Duration;
@@ -196,7 +197,8 @@ fn to_map(headers: &[(&str, &str)]) -> reqwest::header::HeaderMap {
 }
 
 on_both! {
-    async fn conditional_requests_on_cached_answers(fx: &Fixture) {
+    async fn conditional_requests_on_cached_answers(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         for path in [LARGE, SMALL, "/v1/orders/3/user", "/v1/users/3/orders?limit=2&count=exact"] {
             conditional_matrix(fx, path).await;
         }
@@ -205,7 +207,8 @@ on_both! {
         assert_eq!(response.status(), 404);
     }
 
-    async fn every_coding_decodes_to_the_identity_body(fx: &Fixture) {
+    async fn every_coding_decodes_to_the_identity_body(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let (_, identity_headers, identity) = fetch(fx, LARGE, &[]).await;
         assert!(identity_headers.get("content-encoding").is_none());
         assert!(identity.len() > 100_000);
@@ -234,7 +237,8 @@ on_both! {
         assert!(String::from_utf8(body).unwrap().starts_with("{\"data\""));
     }
 
-    async fn negotiation_failures_and_malformed_headers(fx: &Fixture) {
+    async fn negotiation_failures_and_malformed_headers(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         for accept in ["identity;q=0", "*;q=0", "compress, identity;q=0"] {
             let response = fx.get_with(LARGE, &[("accept-encoding", accept)]).await;
             assert_eq!(response.status(), 406, "{accept}");
@@ -250,7 +254,8 @@ on_both! {
         assert!(headers.get("content-encoding").is_none(), "an empty header means identity");
     }
 
-    async fn a_hit_runs_no_query_and_says_so(fx: &Fixture) {
+    async fn a_hit_runs_no_query_and_says_so(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let path = "/v1/orders?status=shipped&limit=7&fields=id,total";
         let miss = fx.get(path).await;
         assert_eq!(cache_status(&miss), "miss");
@@ -267,7 +272,8 @@ on_both! {
         assert!(counters.hits >= 5 && counters.misses >= 1 && counters.bytes_held > 0, "{counters:?}");
     }
 
-    async fn equivalent_requests_share_one_entry(fx: &Fixture) {
+    async fn equivalent_requests_share_one_entry(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let first = fx.get("/v1/products?page=2&limit=15&category=books&sort=price_asc").await;
         assert_eq!(cache_status(&first), "miss");
         let before = fx.statements();
@@ -285,7 +291,8 @@ on_both! {
         assert_eq!(cache_status(&other), "miss");
     }
 
-    async fn concurrent_misses_run_one_query(fx: &Fixture) {
+    async fn concurrent_misses_run_one_query(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         // one read of this shape takes a statement per level: the page and
         // three embed levels
         let before = fx.statements();
@@ -300,7 +307,8 @@ on_both! {
         assert_eq!(fx.statements() - before, one_read, "one read for 24 concurrent misses");
     }
 
-    async fn errors_are_never_cached(fx: &Fixture) {
+    async fn errors_are_never_cached(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let before = fx.statements();
         for _ in 0..3 {
             let response = fx.get("/v1/users/987654?fields=name").await;
@@ -310,7 +318,8 @@ on_both! {
         assert_eq!(fx.statements() - before, 3);
     }
 
-    async fn revalidation_needs_no_query(fx: &Fixture) {
+    async fn revalidation_needs_no_query(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
         let path = "/v1/users?country=DE&limit=3&fields=id";
         let first = fx.get(path).await;
         let etag = header(&first, "etag").unwrap();
@@ -324,9 +333,9 @@ on_both! {
     }
 }
 
-on_both_backends! {
+on_both! {
     async fn uncached_answers_behave_the_same(backend: Backend) {
-        let Some(fx) = Fixture::configured(backend, |c| c.cache.enabled = false).await else { return };
+        let fx = Fixture::configured(backend, |c| c.cache.enabled = false).await;
         for path in [LARGE, SMALL] {
             conditional_matrix(&fx, path).await;
         }
@@ -347,7 +356,7 @@ on_both_backends! {
 
     async fn the_byte_bound_holds_under_distinct_keys(backend: Backend) {
         let max_bytes = 512 * 1024;
-        let Some(fx) = Fixture::configured(backend, |c| c.cache.max_bytes = max_bytes).await else { return };
+        let fx = Fixture::configured(backend, |c| c.cache.max_bytes = max_bytes).await;
         for n in 0..200 {
             let response = fx.get_with(&format!("/v1/products?limit=40&stock[gte]={n}"), &[("accept-encoding", "gzip")]).await;
             assert_eq!(response.status(), 200);
@@ -360,14 +369,11 @@ on_both_backends! {
     }
 
     async fn entries_expire_after_their_ttl(backend: Backend) {
-        let Some(fx) = Fixture::configured(backend, |c| {
+        let fx = Fixture::configured(backend, |c| {
             c.cache.ttl_seconds = 1;
             c.resources.entry("products".into()).or_default().cache_ttl_seconds = 30;
         })
-        .await
-        else {
-            return;
-        };
+        .await;
         assert_eq!(cache_status(&fx.get(SMALL).await), "miss");
         assert_eq!(cache_status(&fx.get(SMALL).await), "hit");
         assert_eq!(cache_status(&fx.get("/v1/products/1").await), "miss");
@@ -377,14 +383,11 @@ on_both_backends! {
     }
 
     async fn stale_while_revalidate_serves_once_stale_then_fresh(backend: Backend) {
-        let Some(fx) = Fixture::configured(backend, |c| {
+        let fx = Fixture::configured(backend, |c| {
             c.cache.ttl_seconds = 1;
             c.cache.stale_while_revalidate_seconds = 30;
         })
-        .await
-        else {
-            return;
-        };
+        .await;
         fx.get(SMALL).await;
         tokio::time::sleep(Duration::from_millis(1100)).await;
         let before = fx.statements();
@@ -401,14 +404,11 @@ on_both_backends! {
     }
 
     async fn caching_and_cache_control_per_resource(backend: Backend) {
-        let Some(fx) = Fixture::configured(backend, |c| {
+        let fx = Fixture::configured(backend, |c| {
             c.resources.entry("users".into()).or_default().cache = false;
             c.resources.entry("products".into()).or_default().cache_control = "public, max-age=60".into();
         })
-        .await
-        else {
-            return;
-        };
+        .await;
         assert_eq!(cache_status(&fx.get(SMALL).await), "off");
         assert_eq!(cache_status(&fx.get(SMALL).await), "off");
         let products = fx.get("/v1/products/2").await;
@@ -417,17 +417,17 @@ on_both_backends! {
     }
 
     async fn clients_bypass_the_cache_only_when_allowed(backend: Backend) {
-        let Some(strict) = Fixture::configured(backend, |_| {}).await else { return };
+        let strict = Fixture::configured(backend, |_| {}).await;
         strict.get(SMALL).await;
         assert_eq!(cache_status(&strict.get_with(SMALL, &[("cache-control", "no-cache")]).await), "hit");
-        let Some(lenient) = Fixture::configured(backend, |c| c.cache.honor_client_no_cache = true).await else { return };
+        let lenient = Fixture::configured(backend, |c| c.cache.honor_client_no_cache = true).await;
         lenient.get(SMALL).await;
         assert_eq!(cache_status(&lenient.get_with(SMALL, &[("cache-control", "no-cache")]).await), "off");
         assert_eq!(cache_status(&lenient.get(SMALL).await), "hit");
     }
 
     async fn hot_entries_are_recompressed_at_the_highest_level(backend: Backend) {
-        let Some(fx) = Fixture::configured(backend, |c| c.compression.recompress_after_hits = 2).await else { return };
+        let fx = Fixture::configured(backend, |c| c.compression.recompress_after_hits = 2).await;
         // a smaller body than Q7, so that brotli 11 is quick in a debug build
         const HOT: &str = "/v1/products?limit=100";
         let (_, _, identity) = fetch(&fx, HOT, &[]).await;
@@ -458,9 +458,9 @@ on_both_backends! {
     }
 }
 
-on_both_backends! {
+on_both! {
     async fn clients_that_hang_up_cost_no_connections(backend: Backend) {
-        let Some(fx) = Fixture::configured(backend, |c| c.cache.enabled = false).await else { return };
+        let fx = Fixture::configured(backend, |c| c.cache.enabled = false).await;
         let slow = "/v1/order_items?include=order.user,product&limit=1000";
         let impatient = reqwest::Client::builder().timeout(Duration::from_millis(2)).build().unwrap();
         for _ in 0..40 {
