@@ -116,7 +116,6 @@ pub struct Variant {
     pub coding: Coding,
     pub bytes: Bytes,
     pub etag: HeaderValue,
-    pub level: i32,
 }
 
 impl Entry {
@@ -224,7 +223,6 @@ impl Entry {
                 coding: Coding::Zstd,
                 bytes: Bytes::copy_from_slice(packed),
                 etag: entry.etag.coded_header(Coding::Zstd, level),
-                level,
             },
         );
         Some(entry)

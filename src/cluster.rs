@@ -23,7 +23,7 @@ use crate::versions::{Change, Versions};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -94,16 +94,6 @@ pub struct Cluster {
     announce: Script,
     /// Tables this instance wrote while Redis was away.
     unannounced: Mutex<BTreeSet<String>>,
-    pub stats: ClusterStats,
-}
-
-#[derive(Default)]
-pub struct ClusterStats {
-    pub errors: AtomicU64,
-    pub reconnects: AtomicU64,
-    pub changes_received: AtomicU64,
-    pub l2_hits: AtomicU64,
-    pub l2_misses: AtomicU64,
 }
 
 /// The outcome of claiming a version for a write.
@@ -130,7 +120,6 @@ impl Cluster {
             claim: Script::new(CLAIM),
             announce: Script::new(ANNOUNCE),
             unannounced: Mutex::default(),
-            stats: ClusterStats::default(),
         }))
     }
 
@@ -150,7 +139,6 @@ impl Cluster {
     }
 
     fn failed(&self, error: &redis::RedisError) {
-        self.stats.errors.fetch_add(1, Ordering::Relaxed);
         if self.connected.swap(false, Ordering::AcqRel) {
             tracing::warn!(%error, "lost Redis; serving from this instance's cache and the database until it is back");
         }
@@ -189,7 +177,6 @@ impl Cluster {
             }
             *self.manager.write().await = Some(manager);
             self.connected.store(true, Ordering::Release);
-            self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
             seed.use_shared(true);
             tracing::info!("connected to Redis: sharing cache, versions and invalidations");
             let away: Vec<String> = std::mem::take(&mut *self.unannounced.lock().expect("lock"))
@@ -212,7 +199,6 @@ impl Cluster {
                     continue;
                 };
                 for change in parse_message(&payload) {
-                    self.stats.changes_received.fetch_add(1, Ordering::Relaxed);
                     versions.apply(&change);
                 }
                 if !self.is_connected() {
@@ -344,14 +330,7 @@ impl Cluster {
     pub async fn get_entry(&self, key: &str) -> Option<Vec<u8>> {
         let mut redis = self.connection().await?;
         match redis.get::<_, Option<Vec<u8>>>(self.entry_key(key)).await {
-            Ok(Some(bytes)) => {
-                self.stats.l2_hits.fetch_add(1, Ordering::Relaxed);
-                Some(bytes)
-            }
-            Ok(None) => {
-                self.stats.l2_misses.fetch_add(1, Ordering::Relaxed);
-                None
-            }
+            Ok(bytes) => bytes,
             Err(error) => {
                 self.failed(&error);
                 None

@@ -393,7 +393,6 @@ async fn variant(
         coding,
         etag: entry.etag.coded_header(coding, level),
         bytes,
-        level,
     };
     // Another request may have made it meanwhile; either copy is right.
     entry.set_variant(coding, variant.clone());
@@ -438,7 +437,6 @@ fn recompress_in_background(state: &Arc<AppState>, entry: &Arc<Entry>) {
                         coding,
                         etag: entry.etag.coded_header(coding, level),
                         bytes,
-                        level,
                     },
                 );
             }

@@ -272,6 +272,32 @@ on_both! {
         assert!(counters.hits >= 5 && counters.misses >= 1 && counters.bytes_held > 0, "{counters:?}");
     }
 
+    async fn server_timing_names_each_stage(backend: Backend) {
+        let fx = &Fixture::shop(backend).await;
+        let stages = |response: &Response| -> Vec<String> {
+            header(response, "server-timing")
+                .unwrap()
+                .split(", ")
+                .map(|metric| metric.split(';').next().unwrap().to_string())
+                .collect()
+        };
+        let path = "/v1/products?limit=40&fields=id,name,description";
+        let miss = fx.get_with(path, &[("accept-encoding", "gzip")]).await;
+        assert_eq!(stages(&miss), ["cache", "parse", "plan", "db", "render", "compress", "total"]);
+        let hit = fx.get_with(path, &[("accept-encoding", "gzip")]).await;
+        assert_eq!(stages(&hit), ["cache", "total"], "a hit does none of the work");
+        let other_coding = fx.get_with(path, &[("accept-encoding", "br")]).await;
+        assert_eq!(stages(&other_coding), ["cache", "compress", "total"], "a new variant is compressed once");
+        let uncached = Fixture::configured(backend, |c| c.cache.enabled = false).await;
+        let off = uncached.get_with(path, &[("accept-encoding", "gzip")]).await;
+        assert_eq!(cache_status(&off), "off");
+        assert_eq!(stages(&off), ["cache", "parse", "plan", "db", "render", "compress", "total"]);
+        for metric in header(&off, "server-timing").unwrap().split(", ").skip(1) {
+            let (_, duration) = metric.split_once(";dur=").unwrap();
+            assert!(duration.parse::<f64>().unwrap() >= 0.0, "{metric}");
+        }
+    }
+
     async fn equivalent_requests_share_one_entry(backend: Backend) {
         let fx = &Fixture::shop(backend).await;
         let first = fx.get("/v1/products?page=2&limit=15&category=books&sort=price_asc").await;
