@@ -2,8 +2,8 @@
 """Load test: brisk answering the seven questions of the demo dataset.
 
 Measures whole HTTP requests with wrk for the questions of
-shared/demo-dataset.md (Q1 to Q7, plus Q6c: the rows of Q6 by cursor) over
-SQLite and PostgreSQL, the way shared/PEERS.md measured the peers: the
+docs/dataset.md (Q1 to Q7, plus Q6c: the rows of Q6 by cursor) over
+SQLite and PostgreSQL, the way the peers table in BENCHMARKS.md measured the peers: the
 server pinned to CPU 0, `wrk -t1 -c64 -d10s --latency` pinned to CPU 1, the
 demo shop at scale 1, seed 42, `Accept-Encoding: gzip` (Q7: `br, gzip`).
 

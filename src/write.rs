@@ -310,7 +310,7 @@ fn row_not_found(plan: &WritePlan) -> ApiError {
     )
 }
 
-/// The key of a written row, from the JSON array the database rendered,
+/// The key of a written row, from its rendered JSON array of keys,
 /// spelled as a URL segment reads it.
 fn key_text(keys: &str) -> String {
     match serde_json::from_str::<Vec<serde_json::Value>>(keys)

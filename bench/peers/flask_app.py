@@ -1,4 +1,4 @@
-"""The Flask peer: the stack shared/PEERS.md measured, written the way a
+"""The Flask peer: the stack the peers table in BENCHMARKS.md measured, written the way a
 typical Flask developer would, serving brisk's seven demo questions.
 
 - Flask 3 with Flask-Caching (`@cache.cached(query_string=True)`,

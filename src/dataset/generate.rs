@@ -244,7 +244,7 @@ const COUNTRIES: [(&str, u64); 20] = [
     ("NZ", 2),
 ];
 
-/// The 10 categories of demo-dataset.md, in its order.
+/// The 10 categories of docs/dataset.md, in its order.
 pub const CATEGORIES: [&str; 10] = [
     "electronics",
     "books",

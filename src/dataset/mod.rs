@@ -1,4 +1,4 @@
-//! The demo dataset ("shop", see docs in demo-dataset.md): a deterministic
+//! The demo dataset ("shop", docs/dataset.md): a deterministic
 //! generator and loaders into SQLite and PostgreSQL.
 //!
 //! - [`generate`]: the rows, as plain structs, from a seed and a scale.

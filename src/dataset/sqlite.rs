@@ -13,7 +13,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use super::generate::{Shop, Ts};
 use super::{Counts, Progress, TABLES, refusal};
 
-/// The DDL of demo-dataset.md, one statement per table.
+/// The DDL of docs/dataset.md, one statement per table.
 const CREATE_TABLES: [(&str, &str); 4] = [
     (
         "users",
@@ -63,7 +63,7 @@ const CREATE_TABLES: [(&str, &str); 4] = [
     ),
 ];
 
-/// The indexes of demo-dataset.md (name, statement); the same on PostgreSQL.
+/// The indexes of docs/dataset.md (name, statement); the same on PostgreSQL.
 pub(super) const CREATE_INDEXES: [(&str, &str); 4] = [
     (
         "products_category_price",

@@ -1,6 +1,8 @@
 //! PostgreSQL through a deadpool-postgres pool, with statements prepared
 //! once per connection. Every parameter is sent as text and cast by the SQL
-//! to its column's type, so one binding path serves every column type.
+//! to its column's type, so one binding path serves every column type. The
+//! change triggers of `brisk install-triggers` NOTIFY brisk, which LISTENs
+//! on a connection of its own.
 
 use super::{Constraint, ConstraintKind, DbError, Introspection, ReadRows, WriteError};
 use crate::config::DatabaseSettings;

@@ -1,5 +1,7 @@
 //! SQLite: a pool of read connections in WAL mode, each used on a blocking
-//! thread, with prepared statements cached per connection.
+//! thread, with prepared statements cached per connection; one writer; and
+//! the change log that `brisk install-triggers` keeps (`_brisk_changes`),
+//! through which other programs' writes reach brisk table by table.
 //!
 //! The pool is a few lines of our own rather than deadpool-sqlite, which
 //! runs a `SELECT` on a blocking thread at every checkout to recycle the

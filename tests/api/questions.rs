@@ -1,4 +1,4 @@
-//! The seven questions of demo-dataset.md, answered by brisk and checked
+//! The seven questions of docs/dataset.md, answered by brisk and checked
 //! against the same question asked directly in SQL on the same data.
 
 use crate::on_both;

@@ -43,7 +43,7 @@ impl CursorCodec {
     }
 
     /// Makes a cursor from the boundary row's keys, as the JSON array text
-    /// the database rendered.
+    /// [`crate::rows::keys_json`] wrote.
     pub fn encode(&self, direction: Direction, keys_json: &str, fingerprint: &str) -> String {
         let d = match direction {
             Direction::After => "n",

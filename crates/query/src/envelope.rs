@@ -1,6 +1,6 @@
-//! The response body around the rows the database rendered: `data`, `meta`
-//! and `links`, and the matching `Link` header. Rows arrive as JSON text
-//! and are copied, never parsed.
+//! The response body around the rows [`crate::rows`] rendered: `data`,
+//! `meta` and `links`, and the matching `Link` header. Rows arrive as JSON
+//! text and are copied, never parsed.
 
 use crate::canonical::{self, At};
 use crate::cursor::{CursorCodec, Direction};
@@ -8,7 +8,7 @@ use crate::params::QueryParams;
 use crate::plan::{Position, ReadPlan};
 use serde::Serialize;
 
-/// One row as the database returned it.
+/// One row, rendered.
 #[derive(Debug, Clone)]
 pub struct Row {
     /// The row as a JSON object.

@@ -1,16 +1,19 @@
 //! brisk's query layer, free of IO: the URL language of `/v1/...` reads,
 //! from the raw query string to SQL text with bound values, and from the
-//! rows the database rendered to the response body.
+//! rows the database returned to the response body.
 //!
 //! The path of a read through this crate:
 //!
 //! 1. [`params`]: query string → [`QueryParams`] (syntax only)
 //! 2. [`plan`]: params + [`Schema`] → [`ReadPlan`] (every semantic check)
-//! 3. [`sql`]: plan + [`Dialect`] → [`Sql`] text and [`SqlValue`]s
-//! 4. [`envelope`]: rows (JSON text) → the body with `meta` and `links`
+//! 3. [`sql`]: plan + [`Dialect`] → [`Sql`] text and [`SqlValue`]s, one
+//!    statement per embed level
+//! 4. [`rows`]: the cells the drivers decoded → each row's JSON
+//! 5. [`envelope`]: rows → the body with `meta` and `links`
 //!
-//! [`canonical`] spells equivalent requests alike (links, cache keys) and
-//! [`cursor`] signs keyset cursors.
+//! [`canonical`] spells equivalent requests alike (links, cache keys,
+//! cursor fingerprints), [`cursor`] signs keyset cursors, and [`write`]
+//! checks write bodies against the schema.
 
 pub mod canonical;
 pub mod cursor;

@@ -88,7 +88,7 @@ pub fn parse_value(column: &Column, raw: &str) -> Result<SqlValue, String> {
     }
 }
 
-/// Converts a key value the database rendered as JSON (in a cursor) back to
+/// Converts a key value rendered as JSON (in a cursor) back to
 /// a bound value for the column.
 pub fn from_json(column: &Column, value: &serde_json::Value) -> Option<SqlValue> {
     use serde_json::Value;
