@@ -15,15 +15,16 @@ import sys
 from pathlib import Path
 
 LAYERS = [
-    ["encoding", "versions", "dataset"],
+    ["encoding", "versions", "dataset", "gate"],
     ["config", "conditional"],
     ["db", "cluster"],
     ["error", "validators", "changes", "telemetry"],
-    ["cache"],
+    ["cache", "server"],
     ["state", "respond", "openapi"],
     ["read", "write"],
     ["pipeline"],
     ["routes"],
+    ["front"],
     ["app"],
     ["cli"],
 ]

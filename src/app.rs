@@ -7,12 +7,14 @@ use crate::cache::ResponseCache;
 use crate::changes::{self, Changes};
 use crate::cluster::Cluster;
 use crate::conditional::EtagSeed;
-use crate::config::{SchemaSettings, Settings};
+use crate::config::{HttpSettings, SchemaSettings, Settings};
 use crate::db::Database;
-use crate::state::{AppState, RowLocks};
+use crate::front::{self, Front, HeadBounds};
+use crate::gate::Gate;
+use crate::state::AppState;
 use crate::validators::Validators;
 use crate::versions::Versions;
-use crate::{openapi, routes};
+use crate::{openapi, server};
 use anyhow::Context;
 use brisk_query::schema::ResourceKind;
 use brisk_query::{CursorCodec, Schema};
@@ -24,7 +26,8 @@ use tokio::net::TcpListener;
 /// A built application, not yet listening.
 pub struct App {
     pub state: Arc<AppState>,
-    pub service: routes::Layered,
+    pub service: Front,
+    http: HttpSettings,
 }
 
 impl App {
@@ -71,6 +74,9 @@ impl App {
         );
         let state = Arc::new(AppState {
             cache: ResponseCache::new(&settings.cache, schema.resource_names()),
+            gate: Gate::new(settings.database.pool_size, settings.database.max_waiting),
+            budget: settings.reads.budget,
+            read_timeout: settings.reads.timeout,
             schema,
             db,
             limits: settings.reads.limits,
@@ -81,23 +87,29 @@ impl App {
             compression: settings.compression,
             recompression: tokio::sync::Semaphore::new(1),
             writes: settings.writes,
-            row_locks: RowLocks::new(64),
             cluster,
             instance_id: settings.instance_id.clone(),
         });
-        let service = routes::service(state.clone());
-        Ok(App { state, service })
+        let bounds = HeadBounds {
+            max_url_bytes: settings.http.max_url_bytes,
+            max_header_bytes: settings.http.max_header_bytes,
+        };
+        let service = front::service(state.clone(), bounds);
+        Ok(App {
+            state,
+            service,
+            http: settings.http,
+        })
     }
 
-    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    /// Serves until `shutdown` resolves, then lets the requests in flight
+    /// finish within `http.shutdown_grace_ms`.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, tower::make::Shared::new(self.service))
-            .with_graceful_shutdown(shutdown)
-            .await
+        server::serve(listener, self.service, self.http, shutdown).await
     }
 }
 

@@ -172,7 +172,9 @@ impl Entry {
 
     /// The entry as the second-level cache stores it: validators, then the
     /// body compressed with zstd (which also serves zstd clients directly).
-    pub fn to_shared(&self, zstd_level: i32) -> Vec<u8> {
+    /// `version_tag` is the tag of the request at the versions the entry was
+    /// built from: what a reader checks to know the entry is current.
+    pub fn to_shared(&self, zstd_level: i32, version_tag: &Etag) -> Vec<u8> {
         let packed = crate::encoding::compress(Coding::Zstd, zstd_level, &self.identity);
         let seconds = self
             .last_modified_time
@@ -183,25 +185,31 @@ impl Entry {
             .as_ref()
             .and_then(|l| l.to_str().ok())
             .unwrap_or("");
-        let mut bytes = format!("{}\n{seconds}\n{link}\n{zstd_level}\n", self.etag.0).into_bytes();
+        let mut bytes = format!(
+            "{}\n{}\n{seconds}\n{link}\n{zstd_level}\n",
+            version_tag.0, self.etag.0
+        )
+        .into_bytes();
         bytes.extend_from_slice(&packed);
         bytes
     }
 
-    /// Reads a second-level entry, if it is the answer with `etag` (the tag
-    /// this request has at the current versions: an older entry has another).
+    /// Reads a second-level entry, if it was built at the versions that
+    /// give `version_tag` (the tag this request has at the current versions:
+    /// an older entry has another).
     pub fn from_shared(
         bytes: &[u8],
         key: CanonicalRequest,
-        etag: &Etag,
+        version_tag: &Etag,
         built_from: Snapshot,
         policy: &CachePolicy,
     ) -> Option<Entry> {
-        let mut parts = bytes.splitn(5, |b| *b == b'\n');
-        let stored_etag = std::str::from_utf8(parts.next()?).ok()?;
-        if stored_etag != etag.0 {
+        let mut parts = bytes.splitn(6, |b| *b == b'\n');
+        let stored_version = std::str::from_utf8(parts.next()?).ok()?;
+        if stored_version != version_tag.0 {
             return None;
         }
+        let etag = Etag(std::str::from_utf8(parts.next()?).ok()?.to_string());
         let seconds: u64 = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
         let link = std::str::from_utf8(parts.next()?).ok()?;
         let level: i32 = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
@@ -212,7 +220,7 @@ impl Entry {
             link: (!link.is_empty())
                 .then(|| HeaderValue::from_str(link).ok())
                 .flatten(),
-            etag: etag.clone(),
+            etag,
             last_modified: std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds),
             built_from,
         };

@@ -27,18 +27,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Claims a version for rows about to be written: with an expected version,
-/// only if the row still has it (If-Match across instances).
+/// Claims a version for rows just written and stamps them with it.
 const CLAIM: &str = r"
-local floor = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '1')
-if ARGV[2] ~= '' then
-  local current = tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0')
-  if floor > current then current = floor end
-  if current ~= tonumber(ARGV[2]) then return -1 end
-end
 local v = redis.call('INCR', KEYS[1])
 if v < 2 then v = redis.call('INCR', KEYS[1]) end
-for i = 3, #ARGV do redis.call('HSET', KEYS[2], ARGV[i], v) end
+for i = 1, #ARGV do redis.call('HSET', KEYS[2], ARGV[i], v) end
 return v
 ";
 
@@ -99,8 +92,6 @@ pub struct Cluster {
 /// The outcome of claiming a version for a write.
 pub enum Claim {
     Version(u64),
-    /// The row's version is no longer the one the client's ETag was made from.
-    Stale,
     /// Redis did not answer; the write goes on with a local version.
     Unavailable,
 }
@@ -251,24 +242,18 @@ impl Cluster {
         Ok(())
     }
 
-    /// Claims a version for rows about to change; `expected` makes it
-    /// conditional on the first row still being at that version.
-    pub async fn claim(&self, table: &str, keys: &[String], expected: Option<u64>) -> Claim {
+    /// Claims a version from the shared clock for rows just written.
+    pub async fn claim(&self, table: &str, keys: &[String]) -> Claim {
         let Some(mut redis) = self.connection().await else {
             self.note_away(table);
             return Claim::Unavailable;
         };
         let mut invocation = self.claim.key(self.key("clock"));
-        invocation
-            .key(self.key(&format!("rows:{table}")))
-            .key(self.key("floors"))
-            .arg(table)
-            .arg(expected.map(|v| v.to_string()).unwrap_or_default());
+        invocation.key(self.key(&format!("rows:{table}")));
         for key in keys {
             invocation.arg(key);
         }
         match invocation.invoke_async::<i64>(&mut redis).await {
-            Ok(-1) => Claim::Stale,
             Ok(version) => Claim::Version(version as u64),
             Err(error) => {
                 self.failed(&error);

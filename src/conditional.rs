@@ -18,6 +18,13 @@ use std::time::SystemTime;
 pub struct Etag(pub String);
 
 impl Etag {
+    /// The tag of a body by its content: what a single row's answer is
+    /// tagged with, so that a write can check `If-Match` against the row as
+    /// stored, on any instance.
+    pub fn of_content(body: &[u8]) -> Etag {
+        Etag(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(body)))
+    }
+
     /// `"<base>"`
     pub fn identity_header(&self) -> HeaderValue {
         HeaderValue::from_str(&format!("\"{}\"", self.0)).expect("ETags are hex")
@@ -135,6 +142,12 @@ pub fn strong_match(list: &str, etag: &Etag) -> bool {
                 .and_then(|m| m.strip_suffix('"'))
                 .is_some_and(|opaque| !opaque.contains('"') && strip_coding(opaque) == etag.0)
     })
+}
+
+/// Weak comparison (§8.8.3.2) of an `If-None-Match` list with the current
+/// tag: `W/` is ignored; any coding's variant of the current tag matches.
+pub fn weak_match(list: &str, etag: &Etag) -> bool {
+    entity_tags(list).any(|opaque| strip_coding(opaque) == etag.0)
 }
 
 /// The opaque parts of a list of entity tags, weak or strong; malformed

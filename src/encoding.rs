@@ -220,6 +220,8 @@ pub fn compress(coding: Coding, level: i32, input: &[u8]) -> Bytes {
             out = encoder.finish().expect("writing to a Vec cannot fail");
         }
     }
+    // the cache weighs what it holds by length: hold no more than that
+    out.shrink_to_fit();
     Bytes::from(out)
 }
 

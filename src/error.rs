@@ -9,6 +9,7 @@
 //! logging layer writes it with the request id.
 
 use crate::db::DbError;
+use crate::gate::Refused;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use brisk_query::{ErrorKind, QueryErrors};
@@ -57,6 +58,14 @@ problems! {
     NotFound => NOT_FOUND, "not-found", "Not found";
     /// The path matches no route.
     RouteNotFound => NOT_FOUND, "route-not-found", "No such route";
+    /// A request head HTTP does not allow (no `Host`, or two).
+    MalformedRequest => BAD_REQUEST, "malformed-request", "Malformed request";
+    /// The path and query are longer than `limits.max_url_bytes`.
+    UriTooLong => URI_TOO_LONG, "uri-too-long", "URI too long";
+    /// The headers are larger than `limits.max_header_bytes`.
+    HeadersTooLarge => REQUEST_HEADER_FIELDS_TOO_LARGE, "headers-too-large", "Request headers too large";
+    /// The body did not arrive within `http.body_timeout_ms`.
+    RequestTimeout => REQUEST_TIMEOUT, "request-timeout", "Request timeout";
     /// No row with that key (or no parent row for a nested route).
     RowNotFound => NOT_FOUND, "row-not-found", "Row not found";
     MethodNotAllowed => METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed";
@@ -72,6 +81,8 @@ problems! {
     MalformedBody => BAD_REQUEST, "malformed-body", "Malformed body";
     /// A body field that is unknown, mistyped, missing or not writable.
     InvalidField => UNPROCESSABLE_ENTITY, "invalid-field", "Invalid field";
+    /// The request asks for more than a `limits.*` key allows.
+    LimitExceeded => BAD_REQUEST, "limit-exceeded", "Limit exceeded";
     /// `identity;q=0` and no coding brisk has is acceptable.
     NotAcceptable => NOT_ACCEPTABLE, "not-acceptable", "Not acceptable";
     /// The request body is larger than `limits.max_body_bytes`.
@@ -90,6 +101,8 @@ problems! {
     /// The request body is not `application/json`, or is encoded.
     UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type";
     DatabaseUnavailable => SERVICE_UNAVAILABLE, "database-unavailable", "Database unavailable";
+    /// Too many requests wait for the database, or too many connections are open.
+    Overloaded => SERVICE_UNAVAILABLE, "overloaded", "Server busy";
     StatementTimeout => SERVICE_UNAVAILABLE, "statement-timeout", "Query took too long";
     Internal => INTERNAL_SERVER_ERROR, "internal-error", "Internal error";
 }
@@ -116,6 +129,7 @@ impl From<ErrorKind> for Problem {
             ErrorKind::Malformed => Problem::MalformedQuery,
             ErrorKind::MalformedBody => Problem::MalformedBody,
             ErrorKind::InvalidField => Problem::InvalidField,
+            ErrorKind::LimitExceeded => Problem::LimitExceeded,
         }
     }
 }
@@ -233,6 +247,13 @@ impl ApiError {
     }
 }
 
+/// Most entries one problem lists in `errors`: the rest are counted.
+pub const MAX_LISTED_ERRORS: usize = 20;
+
+/// Longest text (in bytes) a problem quotes from one error, since errors
+/// quote what the client sent.
+const MAX_QUOTED_BYTES: usize = 300;
+
 impl From<QueryErrors> for ApiError {
     fn from(errors: QueryErrors) -> ApiError {
         let kind = errors.primary_kind();
@@ -240,7 +261,7 @@ impl From<QueryErrors> for ApiError {
             .0
             .iter()
             .find(|e| e.kind == kind)
-            .map(|e| e.detail.clone())
+            .map(|e| shorten(&e.detail))
             .unwrap_or_default();
         let detail = match errors.0.len() {
             1 => detail,
@@ -254,15 +275,31 @@ impl From<QueryErrors> for ApiError {
         error.errors = errors
             .0
             .into_iter()
-            .map(|e| match e.kind {
-                ErrorKind::MalformedBody | ErrorKind::InvalidField => {
-                    FieldError::pointer(e.parameter, e.detail)
+            .take(MAX_LISTED_ERRORS)
+            .map(|e| {
+                let (parameter, detail) = (shorten(&e.parameter), shorten(&e.detail));
+                match e.kind {
+                    ErrorKind::MalformedBody | ErrorKind::InvalidField => {
+                        FieldError::pointer(parameter, detail)
+                    }
+                    _ => FieldError::parameter(parameter, detail),
                 }
-                _ => FieldError::parameter(e.parameter, e.detail),
             })
             .collect();
         error
     }
+}
+
+/// At most [`MAX_QUOTED_BYTES`] of `text`, cut at a character boundary.
+fn shorten(text: &str) -> String {
+    if text.len() <= MAX_QUOTED_BYTES {
+        return text.to_string();
+    }
+    let mut end = MAX_QUOTED_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 impl From<DbError> for ApiError {
@@ -273,23 +310,48 @@ impl From<DbError> for ApiError {
                 "the database is not answering; try again shortly",
             )
             .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
-            .with_cause(tracing::Level::WARN, format!("database unavailable: {reason}")),
+            .with_cause(
+                tracing::Level::WARN,
+                format!("database unavailable: {reason}"),
+            ),
             DbError::Timeout => ApiError::new(
                 Problem::StatementTimeout,
-                "the query ran longer than the server allows; narrow it with filters or a smaller limit",
+                "the statement ran longer than the server allows (database.statement_timeout_ms)",
             )
             .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
+            DbError::Exceeded(_) => ApiError::new(
+                Problem::LimitExceeded,
+                "the answer would be larger than limits.max_answer_rows or limits.max_answer_bytes allow",
+            ),
             DbError::BadValue(reason) => ApiError::new(
                 Problem::InvalidValue,
                 "a filter value is not valid for its column's type",
             )
-            .with_cause(tracing::Level::DEBUG, format!("database refused a value: {reason}")),
+            .with_cause(
+                tracing::Level::DEBUG,
+                format!("database refused a value: {reason}"),
+            ),
             DbError::Internal(reason) => ApiError::new(
                 Problem::Internal,
                 "the server failed to answer; the error is logged",
             )
             .with_cause(tracing::Level::ERROR, format!("database error: {reason}")),
         }
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> ApiError {
+        let detail = match refused {
+            Refused::Full(waiting) => format!(
+                "{waiting} requests wait for the database already (limits.max_waiting); retry in a second"
+            ),
+            Refused::Deadline => "no database connection came free before the request's deadline \
+                 (limits.request_timeout_ms); retry in a second"
+                .to_string(),
+        };
+        ApiError::new(Problem::Overloaded, detail)
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
     }
 }
 

@@ -11,8 +11,10 @@
 //! highest levels once they prove hot.
 
 use crate::cache::{Answered, Entry, Variant};
+use crate::conditional::Etag;
 use crate::encoding::{self, AcceptEncoding, Coding, Negotiated};
-use crate::read::{self, Answer, PlannedRead, ReadPath};
+use crate::gate::Client;
+use crate::read::{self, Answer, Caller, PlannedRead, ReadPath};
 use crate::respond::{self, CacheOutcome, Content, Described, Timing};
 use crate::state::AppState;
 use crate::validators::Freshness;
@@ -25,6 +27,8 @@ use std::time::{Duration, Instant};
 
 /// The parts of a read request the response depends on.
 pub struct ReadRequest<'a> {
+    /// Whose turn a miss takes at the database.
+    pub client: Client,
     pub path: ReadPath<'a>,
     /// The raw path and query, as the client sent them: the alias key.
     pub path_and_query: &'a str,
@@ -91,19 +95,24 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
     };
     let policy = state.cache.policy(planned.resource());
     let built_from = state.validators.snapshot(&planned.dependencies());
-    let etag = state.validators.etag(&planned.canonical, &built_from);
+    let version_tag = state.validators.etag(&planned.canonical, &built_from);
     let last_modified = state.validators.last_modified(&built_from);
     let mut timing = Timing::new(started, CacheOutcome::Revalidated);
     timing.parse = Some(planned.parse_time);
     timing.plan = Some(planned.plan_time);
-    if let Some(revalidated) = crate::conditional::not_modified_by_tag(request.headers, &etag) {
+    // a row's tag is its content's, known only once it is read
+    if !planned.is_row()
+        && let Some(revalidated) =
+            crate::conditional::not_modified_by_tag(request.headers, &version_tag)
+    {
+        let etag = &version_tag;
         state
             .cache
             .stats
             .not_modified
             .fetch_add(1, Ordering::Relaxed);
         let described = Described {
-            etag: &etag,
+            etag,
             etag_sent: revalidated
                 .client_tag
                 .unwrap_or_else(|| etag.identity_header()),
@@ -114,10 +123,15 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
         };
         return respond::not_modified(described, &timing);
     }
+    let caller = Caller {
+        client: request.client,
+        since: started,
+    };
     if !policy.cache || bypass {
-        return match read::execute(state, &planned).await {
+        return match read::execute(state, &planned, caller).await {
             Ok(answer) => {
                 timing.cache = CacheOutcome::Off;
+                let etag = answer_etag(&planned, &answer, version_tag);
                 let described = Described {
                     etag: &etag,
                     etag_sent: etag.identity_header(),
@@ -139,14 +153,16 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
             },
             Err(guard) => {
                 let built_from = state.validators.snapshot(&planned.dependencies());
-                if let Some(entry) = shared_entry(state, &planned, &built_from).await {
+                let version_tag = state.validators.etag(&planned.canonical, &built_from);
+                if let Some(entry) = shared_entry(state, &planned, &version_tag, &built_from).await
+                {
                     let entry = Arc::new(entry);
                     state.cache.insert(guard, &entry);
                     state.cache.alias(request.path_and_query, &entry);
                     timing.cache = CacheOutcome::Shared;
                     return serve_entry(state, &entry, &request, accept, timing).await;
                 }
-                let answer = match read::execute(state, &planned).await {
+                let answer = match read::execute(state, &planned, caller).await {
                     Ok(answer) => answer,
                     Err(error) => return error.into_response(),
                 };
@@ -156,7 +172,7 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
                 let entry = Arc::new(make_entry(state, &planned, answer, built_from));
                 state.cache.insert(guard, &entry);
                 state.cache.alias(request.path_and_query, &entry);
-                share_entry(state, &planned, &entry);
+                share_entry(state, &planned, &entry, version_tag);
                 return serve_entry(state, &entry, &request, accept, timing).await;
             }
         }
@@ -168,22 +184,27 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
 async fn shared_entry(
     state: &AppState,
     planned: &PlannedRead,
+    version_tag: &Etag,
     built_from: &crate::versions::Snapshot,
 ) -> Option<Entry> {
     let cluster = state.cluster.as_ref()?;
     let bytes = cluster.get_entry(planned.canonical.as_str()).await?;
-    let etag = state.validators.etag(&planned.canonical, built_from);
     Entry::from_shared(
         &bytes,
         planned.canonical.clone(),
-        &etag,
+        version_tag,
         built_from.clone(),
         state.cache.policy(planned.resource()),
     )
 }
 
 /// Stores a new entry in the second-level cache, in the background.
-fn share_entry(state: &Arc<AppState>, planned: &PlannedRead, entry: &Arc<Entry>) {
+fn share_entry(
+    state: &Arc<AppState>,
+    planned: &PlannedRead,
+    entry: &Arc<Entry>,
+    version_tag: Etag,
+) {
     let Some(cluster) = state.cluster.clone() else {
         return;
     };
@@ -195,7 +216,7 @@ fn share_entry(state: &Arc<AppState>, planned: &PlannedRead, entry: &Arc<Entry>)
     let level = state.compression.levels.zstd;
     tokio::spawn(async move {
         let key = entry.key.clone();
-        let bytes = tokio::task::spawn_blocking(move || entry.to_shared(level)).await;
+        let bytes = tokio::task::spawn_blocking(move || entry.to_shared(level, &version_tag)).await;
         if let Ok(bytes) = bytes {
             cluster.put_entry(key.as_str(), bytes, ttl).await;
         }
@@ -234,10 +255,11 @@ fn make_entry(
     answer: Answer,
     built_from: crate::versions::Snapshot,
 ) -> Entry {
+    let version_tag = state.validators.etag(&planned.canonical, &built_from);
     let answered = Answered {
+        etag: answer_etag(planned, &answer, version_tag),
         identity: answer.body,
         link: answer.link.and_then(|l| HeaderValue::try_from(l).ok()),
-        etag: state.validators.etag(&planned.canonical, &built_from),
         last_modified: state.validators.last_modified(&built_from),
         built_from,
     };
@@ -246,6 +268,16 @@ fn make_entry(
         answered,
         state.cache.policy(planned.resource()),
     )
+}
+
+/// An answer's ETag: its content's for a row by key (what writes check
+/// `If-Match` against), else the one its versions give.
+fn answer_etag(planned: &PlannedRead, answer: &Answer, version_tag: Etag) -> Etag {
+    if planned.is_row() {
+        Etag::of_content(&answer.body)
+    } else {
+        version_tag
+    }
 }
 
 /// Refreshes a stale entry once, while the stale one is served.
@@ -262,6 +294,8 @@ fn refresh_in_background(state: &Arc<AppState>, entry: &Arc<Entry>, request: &Re
         request.path.relation.map(str::to_string),
     );
     let query = request.query.to_string();
+    // the refresh waits its turn as the client whose request found it stale
+    let background = request.client;
     tokio::spawn(async move {
         let path = ReadPath {
             resource: &resource,
@@ -272,7 +306,11 @@ fn refresh_in_background(state: &Arc<AppState>, entry: &Arc<Entry>, request: &Re
             return;
         };
         let built_from = state.validators.snapshot(&planned.dependencies());
-        match read::execute(&state, &planned).await {
+        let caller = Caller {
+            client: background,
+            since: Instant::now(),
+        };
+        match read::execute(&state, &planned, caller).await {
             Ok(answer) => {
                 let fresh = Arc::new(make_entry(&state, &planned, answer, built_from));
                 state.cache.put(&fresh);
@@ -401,9 +439,14 @@ async fn variant(
 }
 
 /// Makes a hot entry's variants again at the highest levels, one entry at a
-/// time, so that popular answers travel as small as they can.
+/// time, so that popular answers travel as small as they can. Within a CPU
+/// budget: answers over `compression.recompress_max_bytes` are left as they
+/// are, and after each recompression the worker rests long enough that it
+/// uses at most `compression.recompress_cpu_percent` of one CPU.
 fn recompress_in_background(state: &Arc<AppState>, entry: &Arc<Entry>) {
-    if entry.identity.len() < state.compression.min_bytes
+    let size = entry.identity.len();
+    if size < state.compression.min_bytes
+        || size > state.compression.recompress_max_bytes
         || entry.recompressing.swap(true, Ordering::AcqRel)
     {
         return;
@@ -414,6 +457,7 @@ fn recompress_in_background(state: &Arc<AppState>, entry: &Arc<Entry>) {
         let Ok(_permit) = state.recompression.acquire().await else {
             return;
         };
+        let share = state.compression.recompress_cpu_share;
         for coding in entry.codings() {
             let level = match coding {
                 Coding::Zstd => 19,
@@ -421,12 +465,14 @@ fn recompress_in_background(state: &Arc<AppState>, entry: &Arc<Entry>) {
                 Coding::Gzip | Coding::Deflate => 9,
             };
             let identity = entry.identity.clone();
+            let started = Instant::now();
             let Ok(bytes) =
                 tokio::task::spawn_blocking(move || encoding::compress(coding, level, &identity))
                     .await
             else {
                 return;
             };
+            let worked = started.elapsed();
             if entry
                 .variant(coding)
                 .is_some_and(|v| v.bytes.len() > bytes.len())
@@ -440,8 +486,9 @@ fn recompress_in_background(state: &Arc<AppState>, entry: &Arc<Entry>) {
                     },
                 );
             }
+            state.cache.reweigh(&entry);
+            tokio::time::sleep(worked.mul_f64((1.0 - share) / share)).await;
         }
-        state.cache.reweigh(&entry);
     });
 }
 

@@ -2,11 +2,15 @@
 //! envelope. Knows no HTTP and no cache; [`crate::pipeline`] caches the
 //! answer and [`crate::respond`] sends it.
 
+use crate::db::{DbError, ReadLimits};
 use crate::error::{ApiError, Problem};
+use crate::gate::Client;
 use crate::state::AppState;
+use axum::http::{HeaderValue, header};
 use brisk_query::canonical::{self, At, CanonicalRequest};
 use brisk_query::envelope::{self, PageInput};
 use brisk_query::plan::{Locate, ReadPlan, ReadRequest};
+use brisk_query::rows::Exceeded;
 use brisk_query::sql::{render_collection, render_single};
 use brisk_query::{QueryParams, plan_read};
 use bytes::Bytes;
@@ -92,14 +96,47 @@ impl PlannedRead {
     pub fn dependencies(&self) -> brisk_query::plan::Dependencies<'_> {
         self.plan.dependencies()
     }
+
+    /// Whether the answer is one row by its key, every column, nothing
+    /// embedded (`GET /v1/{table}/{key}`): the representation writes check
+    /// `If-Match` against, and so tagged by its content.
+    pub fn is_row(&self) -> bool {
+        matches!(&self.plan, ReadPlan::Single(single) if matches!(single.locate, Locate::Key { .. }))
+            && self.params.fields.is_none()
+            && self.params.include.is_empty()
+    }
 }
 
-/// Runs a planned read on the database and builds the body.
-pub async fn execute(state: &AppState, read: &PlannedRead) -> Result<Answer, ApiError> {
+/// Who asks for a read, and since when: its turn at the database is
+/// taken in the client's name, and its deadline runs from `since`.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub client: Client,
+    pub since: Instant,
+}
+
+/// Runs a planned read on the database and builds the body, within the
+/// request's deadline and the answer's budget.
+pub async fn execute(
+    state: &AppState,
+    read: &PlannedRead,
+    caller: Caller,
+) -> Result<Answer, ApiError> {
+    let deadline = caller.since + state.read_timeout;
+    let _turn = state
+        .gate
+        .admit(caller.client, deadline.into())
+        .await
+        .map_err(ApiError::from)?;
+    let limits = ReadLimits {
+        deadline,
+        budget: state.budget,
+    };
+    let db_error = |error| database_error(state, error);
     match &read.plan {
         ReadPlan::Collection(collection) => {
             let sql = render_collection(collection, state.db.dialect());
-            let fetched = state.db.read(&sql).await?;
+            let fetched = state.db.read(&sql, limits).await.map_err(db_error)?;
             if fetched.parent_missing {
                 return Err(parent_not_found(read));
             }
@@ -113,7 +150,7 @@ pub async fn execute(state: &AppState, read: &PlannedRead) -> Result<Answer, Api
                 cursors: &state.cursors,
             });
             Ok(Answer {
-                body: Bytes::from(page.body),
+                body: exact_bytes(page.body),
                 link: Some(page.link_header),
                 db_time: fetched.db_time,
                 render_time: fetched.render_time + enveloping.elapsed(),
@@ -121,7 +158,7 @@ pub async fn execute(state: &AppState, read: &PlannedRead) -> Result<Answer, Api
         }
         ReadPlan::Single(single) => {
             let sql = render_single(single, state.db.dialect());
-            let fetched = state.db.read(&sql).await?;
+            let fetched = state.db.read(&sql, limits).await.map_err(db_error)?;
             let json = fetched.rows.into_iter().next().map(|row| row.json);
             if fetched.parent_missing {
                 return Err(parent_not_found(read));
@@ -138,13 +175,54 @@ pub async fn execute(state: &AppState, read: &PlannedRead) -> Result<Answer, Api
                 ));
             }
             Ok(Answer {
-                body: Bytes::from(envelope::single(json.as_deref())),
+                body: exact_bytes(envelope::single(json.as_deref())),
                 link: None,
                 db_time: fetched.db_time,
                 render_time: fetched.render_time,
             })
         }
     }
+}
+
+/// A database failure, with the limits a read ran into named.
+fn database_error(state: &AppState, error: DbError) -> ApiError {
+    match error {
+        DbError::Exceeded(Exceeded::Rows) => ApiError::new(
+            Problem::LimitExceeded,
+            format!(
+                "the answer would hold more than {} rows with its embedded relations (limits.max_answer_rows): \
+                 ask for fewer rows with limit, or include fewer relations",
+                state.budget.max_rows
+            ),
+        ),
+        DbError::Exceeded(Exceeded::Bytes) => ApiError::new(
+            Problem::LimitExceeded,
+            format!(
+                "the answer would be larger than {} bytes (limits.max_answer_bytes): \
+                 ask for fewer rows with limit, fewer fields, or fewer included relations",
+                state.budget.max_bytes
+            ),
+        ),
+        DbError::Timeout => ApiError::new(
+            Problem::StatementTimeout,
+            format!(
+                "the read took longer than {} ms (limits.request_timeout_ms); narrow it with filters or a smaller limit",
+                state.read_timeout.as_millis()
+            ),
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
+        other => other.into(),
+    }
+}
+
+/// A body that holds exactly its bytes: cached answers are weighed by
+/// their length, so a grown buffer's spare capacity must not come along.
+fn exact_bytes(body: impl Into<Vec<u8>>) -> Bytes {
+    let mut body = body.into();
+    if body.capacity() - body.len() > body.len() / 8 {
+        body.shrink_to_fit();
+    }
+    Bytes::from(body)
 }
 
 fn parent_not_found(read: &PlannedRead) -> ApiError {

@@ -1,10 +1,10 @@
-//! The routes and their handlers: thin, they extract the path and the raw
-//! query string and hand the request to [`crate::pipeline`] (reads) or
-//! [`crate::write`]. Every error, the framework's own included, leaves as
-//! problem+json, and every error with a cause is logged here, once, with
-//! the request id.
+//! The routes and their handlers: thin, they extract the path, the raw
+//! query string and the client's address, and hand the request to
+//! [`crate::pipeline`] (reads) or [`crate::write`]. Every error, the
+//! framework's own included, leaves as problem+json.
 
-use crate::error::{ApiError, Cause, Problem};
+use crate::error::{ApiError, Problem};
+use crate::gate::Client;
 use crate::pipeline;
 use crate::read::ReadPath;
 use crate::state::AppState;
@@ -12,17 +12,10 @@ use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use brisk_query::write::WriteMethod;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
 
 type Shared = State<Arc<AppState>>;
 
@@ -40,76 +33,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-        .layer(CatchPanicLayer::custom(internal_error))
-        .layer(axum::middleware::from_fn(log_causes))
-}
-
-/// Logs the cause an error response carries (never sent to the client),
-/// with the request's id: the one place errors are logged.
-async fn log_causes(request: Request, next: Next) -> Response {
-    let id = request.headers().get("x-request-id").cloned();
-    let response = next.run(request).await;
-    if let Some(cause) = response.extensions().get::<Cause>() {
-        let id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-");
-        let status = response.status().as_u16();
-        let message = &cause.message;
-        match cause.level {
-            tracing::Level::ERROR => tracing::error!(request_id = id, status, "{message}"),
-            tracing::Level::WARN => tracing::warn!(request_id = id, status, "{message}"),
-            tracing::Level::INFO => tracing::info!(request_id = id, status, "{message}"),
-            _ => tracing::debug!(request_id = id, status, "{message}"),
-        }
-    }
-    response
-}
-
-/// The whole HTTP service: request ids, then the cache's fast path, then
-/// the router. A fresh hit is answered before any routing.
-pub fn service(state: Arc<AppState>) -> Layered {
-    ServiceBuilder::new()
-        .layer(SetRequestIdLayer::x_request_id(SequentialIds::new()))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .service(CacheFirst {
-            router: router(state.clone()),
-            state,
-        })
-}
-
-pub type Layered = tower_http::request_id::SetRequestId<
-    tower_http::request_id::PropagateRequestId<CacheFirst>,
-    SequentialIds,
->;
-
-/// Answers fresh cache hits itself and hands everything else to the router.
-#[derive(Clone)]
-pub struct CacheFirst {
-    state: Arc<AppState>,
-    router: Router,
-}
-
-impl tower::Service<Request> for CacheFirst {
-    type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future = futures_util::future::Either<
-        std::future::Ready<Result<Response, std::convert::Infallible>>,
-        <Router as tower::Service<Request>>::Future,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        match pipeline::hit(&self.state, &request) {
-            Some(response) => futures_util::future::Either::Left(std::future::ready(Ok(response))),
-            None => {
-                futures_util::future::Either::Right(tower::Service::call(&mut self.router, request))
-            }
-        }
-    }
 }
 
 /// Path segments after `/v1`: resource, and maybe id and relation.
@@ -128,11 +51,13 @@ async fn read(State(state): Shared, path: Segments, request: Request) -> Respons
         relation: segments.get(2).map(String::as_str),
     };
     // Parts, unlike the body, may be shared across the awaits below.
+    let client = client(&request);
     let (request, _body) = request.into_parts();
     let uri = &request.uri;
     pipeline::get(
         &state,
         pipeline::ReadRequest {
+            client,
             path,
             path_and_query: uri.path_and_query().map_or(uri.path(), |pq| pq.as_str()),
             query: uri.query().unwrap_or_default(),
@@ -156,28 +81,65 @@ async fn write(State(state): Shared, path: Segments, request: Request) -> Respon
         _ => WriteMethod::Delete,
     };
     let (resource, id) = (&segments[0], segments.get(1).map(String::as_str));
+    let client = client(&request);
     let (parts, body) = request.into_parts();
-    let limit = state.writes.max_body_bytes;
-    let body = match axum::body::to_bytes(body, limit).await {
+    let body = match read_body(&state, &parts.headers, body).await {
         Ok(body) => body,
-        Err(_) => {
-            return ApiError::new(
-                Problem::PayloadTooLarge,
-                format!(
-                    "the body is larger than {limit} bytes (limits.max_body_bytes); send fewer rows per request"
-                ),
-            )
-            .into_response();
-        }
+        Err(error) => return error.into_response(),
     };
     let call = crate::write::WriteCall {
         method,
         resource,
         id,
+        client,
         headers: &parts.headers,
         body,
     };
     crate::write::run(&state, call).await
+}
+
+/// The body of a write, within `limits.max_body_bytes` (a larger
+/// `Content-Length` is refused before any byte is read) and
+/// `http.body_timeout_ms`.
+async fn read_body(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<bytes::Bytes, ApiError> {
+    let limit = state.writes.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            Problem::PayloadTooLarge,
+            format!(
+                "the body is larger than {limit} bytes (limits.max_body_bytes); send fewer rows per request"
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let timeout = state.writes.body_timeout;
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(ApiError::new(
+            Problem::RequestTimeout,
+            format!(
+                "the body did not arrive within {} ms (http.body_timeout_ms); send it at once",
+                timeout.as_millis()
+            ),
+        )),
+    }
+}
+
+/// Who sent the request, as the server loop recorded it.
+fn client(request: &Request) -> Client {
+    crate::server::client_address(request)
+        .map_or(Client::from([0, 0, 0, 0]), |address| address.ip())
 }
 
 fn bad_path(rejection: PathRejection) -> Response {
@@ -269,51 +231,4 @@ async fn method_not_allowed(path: Option<MatchedPath>) -> Response {
         format!("this route allows {allowed}"),
     )
     .into_response()
-}
-
-/// A panic becomes a 500 problem, its message logged and not sent.
-fn internal_error(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let message = panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("a panic");
-    ApiError::new(
-        Problem::Internal,
-        "the server failed to answer; the error is logged",
-    )
-    .with_cause(
-        tracing::Level::ERROR,
-        format!("a request handler panicked: {message}"),
-    )
-    .into_response()
-}
-
-/// Request ids `<process prefix>-<sequence>`: unique across instances
-/// without a random draw (a system call) per request.
-#[derive(Clone)]
-pub struct SequentialIds {
-    prefix: Arc<str>,
-    next: Arc<AtomicU64>,
-}
-
-impl SequentialIds {
-    fn new() -> SequentialIds {
-        let mut seed = [0u8; 6];
-        getrandom::fill(&mut seed).expect("the operating system provides random bytes");
-        let prefix: String = seed.iter().map(|b| format!("{b:02x}")).collect();
-        SequentialIds {
-            prefix: prefix.into(),
-            next: Arc::default(),
-        }
-    }
-}
-
-impl MakeRequestId for SequentialIds {
-    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::try_from(format!("{}-{n}", self.prefix))
-            .ok()
-            .map(RequestId::new)
-    }
 }

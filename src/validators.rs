@@ -3,8 +3,9 @@
 //! give together with the canonical request and the cluster's seed, its
 //! Last-Modified, and whether a cached answer may still be served
 //! ([`Freshness`]). All of it is known before any body exists, so a
-//! revalidation is answered without the database, and writes know the tag
-//! of the row they change without reading it.
+//! revalidation is answered without the database. (A single row by its
+//! key is tagged by its content instead, `Etag::of_content`, so that a
+//! write can check `If-Match` against the row as stored.)
 
 use crate::cluster::Cluster;
 use crate::conditional::{Etag, EtagSeed};
@@ -91,18 +92,6 @@ impl Validators {
     /// `Last-Modified` of an answer built from these versions.
     pub fn last_modified(&self, built_from: &Snapshot) -> SystemTime {
         self.versions.last_changed(built_from)
-    }
-
-    /// The current ETag of `GET /v1/{table}/{key}`: what `If-Match` compares.
-    pub fn row_etag(&self, table: &str, key: &str) -> Etag {
-        let dependencies = Dependencies {
-            tables: Vec::new(),
-            rows: vec![(table, key.to_string())],
-        };
-        self.etag(
-            &CanonicalRequest::row(table, key),
-            &self.snapshot(&dependencies),
-        )
     }
 
     /// Whether an answer built from `built_from` may be served at `now`:

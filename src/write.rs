@@ -5,15 +5,17 @@
 //! as stored.
 
 use crate::cluster::Claim;
-use crate::conditional;
-use crate::db::{ConstraintKind, WriteError};
+use crate::conditional::{self, Etag};
+use crate::db::{Constraint, ConstraintKind, RowCheck, WriteError};
 use crate::error::{ApiError, FieldError, Problem};
+use crate::gate::Client;
 use crate::state::AppState;
 use crate::versions::Change;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use brisk_query::canonical;
+use brisk_query::envelope::{self, Row};
 use brisk_query::schema::Cardinality;
 use brisk_query::sql::render_write;
 use brisk_query::write::{WriteAction, WriteMethod, WritePlan, WriteRequest, plan_write};
@@ -25,6 +27,8 @@ pub struct WriteCall<'a> {
     pub method: WriteMethod,
     pub resource: &'a str,
     pub id: Option<&'a str>,
+    /// Whose turn the write takes at the database.
+    pub client: Client,
     pub headers: &'a HeaderMap,
     pub body: Bytes,
 }
@@ -61,67 +65,47 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
         .resource(&plan.resource)
         .expect("planned against this schema");
     let target = plan.target_key().and_then(|k| k.as_text());
-    // One write at a time per row, so a precondition still holds when the
-    // write lands.
-    let _row_lock = match &target {
-        Some(key) => Some(state.row_locks.of(&plan.resource, key).lock().await),
-        None => None,
-    };
-    let (if_match_any, expected) = match &target {
-        Some(key) => check_preconditions(state, &plan, key, call.headers).await?,
-        None => (false, None),
-    };
-    // Rows whose key is known claim their version before the write, so that
-    // an If-Match holds across instances too.
-    let mut claimed = None;
-    if let (Some(key), Some(cluster)) = (&target, &state.cluster) {
-        match cluster
-            .claim(&plan.resource, std::slice::from_ref(key), expected)
-            .await
-        {
-            Claim::Version(version) => claimed = Some(version),
-            Claim::Stale => return Err(stale_row(&plan, key)),
-            Claim::Unavailable => {}
-        }
+    let preconditions = Preconditions::of(call.headers);
+    if target.is_some() && preconditions.if_match.is_empty() && state.writes.require_if_match {
+        return Err(ApiError::new(
+            Problem::PreconditionRequired,
+            "this server requires If-Match on PATCH, PUT and DELETE: send the ETag of the row you read",
+        ));
     }
     let sql = render_write(&plan, resource, state.db.dialect());
-    let written = state.db.write(&sql, &state.instance_id).await;
-    let rows = match written {
-        Ok(rows) => rows,
-        Err(error) => {
-            if let (Some(version), Some(key)) = (claimed, &target) {
-                // the claim moved the row's version; say so, or instances disagree
-                state
-                    .changes
-                    .announce(&[Change {
-                        table: plan.resource.clone(),
-                        version,
-                        rows: Some(vec![key.clone()]),
-                    }])
-                    .await;
-            }
-            return Err(write_error(error, state, &plan));
-        }
-    };
+    // Checked in the write's own transaction against the row as stored, so
+    // that of several writers with one ETag exactly one wins, on any
+    // instance, with or without Redis.
+    let check = (target.is_some() && !preconditions.is_empty()).then(|| {
+        let preconditions = preconditions.clone();
+        Box::new(move |row: Option<&Row>| {
+            let current = row.map(|row| Etag::of_content(&envelope::single(Some(&row.json))));
+            preconditions.hold(current.as_ref())
+        }) as RowCheck
+    });
+    let deadline = std::time::Instant::now() + state.read_timeout;
+    let turn = state.gate.admit(call.client, deadline.into()).await;
+    let _turn = turn.map_err(ApiError::from)?;
+    let rows = state
+        .db
+        .write(&sql, &state.instance_id, check)
+        .await
+        .map_err(|error| match error {
+            WriteError::Db(error) => error.into(),
+            WriteError::Constraint(constraint) => constraint_error(constraint, state, &plan),
+            WriteError::PreconditionFailed => precondition_failed(&plan, &preconditions),
+        })?;
     if target.is_some() && rows.is_empty() {
-        return Err(if if_match_any {
-            ApiError::new(
-                Problem::PreconditionFailed,
-                "If-Match: * requires the row to exist, and it does not",
-            )
-        } else {
-            row_not_found(&plan)
-        });
+        return Err(row_not_found(&plan));
     }
 
     let keys: Vec<String> = rows.iter().map(|row| key_text(&row.keys)).collect();
-    let version = match (claimed, &state.cluster) {
-        (Some(version), _) => version,
-        (None, Some(cluster)) => match cluster.claim(&plan.resource, &keys, None).await {
+    let version = match &state.cluster {
+        Some(cluster) => match cluster.claim(&plan.resource, &keys).await {
             Claim::Version(version) => version,
-            _ => state.changes.next_version().await,
+            Claim::Unavailable => state.changes.next_version().await,
         },
-        (None, None) => state.changes.next_version().await,
+        None => state.changes.next_version().await,
     };
     let mut changes = vec![Change {
         table: plan.resource.clone(),
@@ -152,17 +136,17 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
         }
         WriteAction::Insert { many: true, .. } => {
             let json: Vec<&str> = rows.iter().map(|row| row.json.as_str()).collect();
-            let body = brisk_query::envelope::many(&json);
+            let body = envelope::many(&json);
             let mut response = Response::new(Body::from(body));
             *response.status_mut() = StatusCode::CREATED;
             response
         }
         WriteAction::Insert { .. } | WriteAction::Update { .. } => {
             let key = &keys[0];
-            let mut response = Response::new(Body::from(brisk_query::envelope::single(Some(
-                &rows[0].json,
-            ))));
-            let etag = state.validators.row_etag(&plan.resource, key);
+            // the row as GET /v1/{table}/{key} renders it, and so its tag
+            let body = envelope::single(Some(&rows[0].json));
+            let etag = Etag::of_content(&body);
+            let mut response = Response::new(Body::from(body));
             response
                 .headers_mut()
                 .insert(header::ETAG, etag.identity_header());
@@ -183,72 +167,77 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
     Ok(response)
 }
 
-/// RFC 9110 §13.1.1 and §13.1.2 for a write to one row. Returns whether
-/// `If-Match: *` was given (the row must then exist), and the row version
-/// an If-Match tag matched (the write must find it unchanged).
-async fn check_preconditions(
-    state: &AppState,
-    plan: &WritePlan,
-    key: &str,
-    headers: &HeaderMap,
-) -> Result<(bool, Option<u64>), ApiError> {
-    let values = |name| -> Vec<&str> {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect()
-    };
-    let if_match = values(header::IF_MATCH);
-    let if_none_match = values(header::IF_NONE_MATCH);
-    if if_match.is_empty() && state.writes.require_if_match {
-        return Err(ApiError::new(
-            Problem::PreconditionRequired,
-            "this server requires If-Match on PATCH, PUT and DELETE: send the ETag of the row you read",
-        ));
-    }
-    let version = state.validators.versions().current_row(&plan.resource, key);
-    let current = state.validators.row_etag(&plan.resource, key);
-    if !if_match.is_empty() {
-        if if_match.iter().any(|v| v.trim() == "*") {
-            return Ok((true, None));
-        }
-        if !if_match
-            .iter()
-            .any(|list| conditional::strong_match(list, &current))
-        {
-            return Err(stale_row(plan, key));
-        }
-        return Ok((false, version));
-    }
-    if !if_none_match.is_empty() {
-        // If-None-Match on a write: proceed only if the client's copy is not current.
-        let star = if_none_match.iter().any(|v| v.trim() == "*");
-        if star
-            || if_none_match
-                .iter()
-                .any(|list| conditional::strong_match(list, &current))
-        {
-            return Err(ApiError::new(
-                Problem::PreconditionFailed,
-                format!(
-                    "If-None-Match holds the current ETag of {} {key}",
-                    plan.resource
-                ),
-            ));
-        }
-    }
-    Ok((false, None))
+/// The preconditions of a write to one row (RFC 9110 §13.1.1, §13.1.2).
+#[derive(Debug, Clone, Default)]
+struct Preconditions {
+    if_match: Vec<String>,
+    if_none_match: Vec<String>,
 }
 
-fn stale_row(plan: &WritePlan, key: &str) -> ApiError {
-    ApiError::new(
-        Problem::PreconditionFailed,
+impl Preconditions {
+    fn of(headers: &HeaderMap) -> Preconditions {
+        let values = |name| -> Vec<String> {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::to_string)
+                .collect()
+        };
+        Preconditions {
+            if_match: values(header::IF_MATCH),
+            if_none_match: values(header::IF_NONE_MATCH),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.if_match.is_empty() && self.if_none_match.is_empty()
+    }
+
+    fn star(list: &[String]) -> bool {
+        list.iter().any(|v| v.trim() == "*")
+    }
+
+    /// Whether they hold for the row as stored (`None`: there is none). A
+    /// missing row passes, since the write then answers 404 and §13.2.1
+    /// ignores preconditions of a request that would fail anyway; but
+    /// `If-Match: *` asks for the row to exist.
+    fn hold(&self, current: Option<&Etag>) -> bool {
+        let Some(current) = current else {
+            return !Self::star(&self.if_match);
+        };
+        if !self.if_match.is_empty() {
+            Self::star(&self.if_match)
+                || self
+                    .if_match
+                    .iter()
+                    .any(|list| conditional::strong_match(list, current))
+        } else {
+            !(Self::star(&self.if_none_match)
+                || self
+                    .if_none_match
+                    .iter()
+                    .any(|list| conditional::weak_match(list, current)))
+        }
+    }
+}
+
+fn precondition_failed(plan: &WritePlan, preconditions: &Preconditions) -> ApiError {
+    let key = plan
+        .target_key()
+        .and_then(|k| k.as_text())
+        .unwrap_or_default();
+    let table = &plan.resource;
+    let detail = if Preconditions::star(&preconditions.if_match) {
+        "If-Match: * requires the row to exist, and it does not".to_string()
+    } else if !preconditions.if_match.is_empty() {
         format!(
-            "{} {key} has changed since that ETag was given; read it again (GET /v1/{}/{key}) and retry with the new ETag",
-            plan.resource, plan.resource
-        ),
-    )
+            "{table} {key} has changed since that ETag was given; read it again (GET /v1/{table}/{key}) and retry with the new ETag"
+        )
+    } else {
+        format!("If-None-Match holds the current ETag of {table} {key}")
+    };
+    ApiError::new(Problem::PreconditionFailed, detail)
 }
 
 /// A write's body must be JSON, and not content-coded.
@@ -324,11 +313,7 @@ fn key_text(keys: &str) -> String {
 }
 
 /// A constraint the database enforced, named for the client.
-fn write_error(error: WriteError, state: &AppState, plan: &WritePlan) -> ApiError {
-    let constraint = match error {
-        WriteError::Db(error) => return error.into(),
-        WriteError::Constraint(constraint) => constraint,
-    };
+fn constraint_error(constraint: Constraint, state: &AppState, plan: &WritePlan) -> ApiError {
     let table = &plan.resource;
     let resource = state
         .schema

@@ -15,7 +15,8 @@ mod settings;
 
 pub use settings::{
     CachePolicy, CacheSettings, ChangeSettings, CompressionSettings, DatabaseSettings, DatabaseUrl,
-    LogSettings, ReadSettings, RedisSettings, SchemaSettings, Settings, WriteSettings,
+    HttpSettings, LogSettings, ReadSettings, RedisSettings, SchemaSettings, Settings,
+    WriteSettings,
 };
 
 use anyhow::{Context, bail};
@@ -63,6 +64,32 @@ pub struct LimitsConfig {
     pub default_limit: u64,
     /// The largest `limit` a client may ask for.
     pub max_limit: u64,
+    /// The deepest row a `page` may start at (cursors go deeper).
+    pub max_offset: u64,
+    /// Relations in one `include` path.
+    pub max_include_depth: u64,
+    /// Filter conditions in one request.
+    pub max_filters: u64,
+    /// Values in one `in` or `nin` list.
+    pub max_list_values: u64,
+    /// Characters in one `like` or `ilike` pattern.
+    pub max_pattern_length: u64,
+    /// Wildcards in one `like` or `ilike` pattern.
+    pub max_pattern_wildcards: u64,
+    /// Rows one answer may hold, across every level of `include`.
+    pub max_answer_rows: u64,
+    /// Bytes of one answer's body, before compression.
+    pub max_answer_bytes: u64,
+    /// One deadline for a request's database work: waiting for a
+    /// connection, the statements and rendering the rows.
+    pub request_timeout_ms: u64,
+    /// Requests that may wait for the database beyond those it is serving;
+    /// more are refused at once (503).
+    pub max_waiting: u64,
+    /// Bytes of the request target (path and query; 414 beyond).
+    pub max_url_bytes: u64,
+    /// Bytes of all request header names and values together (431 beyond).
+    pub max_header_bytes: u64,
     /// The largest request body, in bytes (413 beyond).
     pub max_body_bytes: u64,
     /// The most rows one POST may create.
@@ -120,6 +147,11 @@ pub struct CompressionConfig {
     /// After this many hits, a cached answer's variants are made again in
     /// the background at the highest levels (0: never).
     pub recompress_after_hits: u64,
+    /// Answers larger than this are not recompressed (each costs seconds).
+    pub recompress_max_bytes: u64,
+    /// The share of one CPU that background recompression may use, in
+    /// percent: after each, it rests so long that its work stays within.
+    pub recompress_cpu_percent: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -129,6 +161,15 @@ pub struct HttpConfig {
     pub cache_control: String,
     /// Whether PATCH, PUT and DELETE must carry `If-Match` (428 otherwise).
     pub require_if_match: bool,
+    /// A connection that sends no complete request head for this long (an
+    /// idle keep-alive connection, or headers dribbled in) is closed.
+    pub idle_timeout_ms: u64,
+    /// A request body not received in full within this time: 408.
+    pub body_timeout_ms: u64,
+    /// Open connections at most; more are answered 503 and closed.
+    pub max_connections: u64,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may finish.
+    pub shutdown_grace_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -246,6 +287,8 @@ impl Default for CompressionConfig {
             gzip_level: 6,
             deflate_level: 6,
             recompress_after_hits: 100,
+            recompress_max_bytes: 1024 * 1024,
+            recompress_cpu_percent: 10,
         }
     }
 }
@@ -255,6 +298,10 @@ impl Default for HttpConfig {
         HttpConfig {
             cache_control: "no-cache".into(),
             require_if_match: false,
+            idle_timeout_ms: 15_000,
+            body_timeout_ms: 15_000,
+            max_connections: 512,
+            shutdown_grace_ms: 10_000,
         }
     }
 }
@@ -295,6 +342,18 @@ impl Default for LimitsConfig {
         LimitsConfig {
             default_limit: limits.default_limit,
             max_limit: limits.max_limit,
+            max_offset: limits.max_offset,
+            max_include_depth: limits.max_include_depth as u64,
+            max_filters: limits.max_filters as u64,
+            max_list_values: limits.max_list_values as u64,
+            max_pattern_length: limits.max_pattern_length as u64,
+            max_pattern_wildcards: limits.max_pattern_wildcards as u64,
+            max_answer_rows: 10_000,
+            max_answer_bytes: 8 * 1024 * 1024,
+            request_timeout_ms: 10_000,
+            max_waiting: 128,
+            max_url_bytes: 16 * 1024,
+            max_header_bytes: 16 * 1024,
             max_body_bytes: 1024 * 1024,
             max_write_rows: 1000,
         }

@@ -8,6 +8,7 @@ use crate::encoding::Levels;
 use anyhow::{Context, bail};
 use axum::http::HeaderValue;
 use brisk_query::Limits;
+use brisk_query::rows::Budget;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    pub http: HttpSettings,
     pub database: DatabaseSettings,
     pub schema: SchemaSettings,
     pub reads: ReadSettings,
@@ -31,6 +33,20 @@ pub struct Settings {
     pub instance_id: String,
 }
 
+/// Connections and what a request may send: the bounds checked before a
+/// request reaches a handler.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpSettings {
+    /// A connection without a complete request head for this long is closed.
+    pub idle_timeout: Duration,
+    /// A request body not received in full within this time: 408.
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_grace: Duration,
+    pub max_url_bytes: usize,
+    pub max_header_bytes: usize,
+}
+
 /// Where the data lives and how brisk talks to it.
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
@@ -40,6 +56,8 @@ pub struct DatabaseSettings {
     pub statement_timeout: Duration,
     /// The PostgreSQL schema served.
     pub schema: String,
+    /// Requests that may wait for a connection beyond those being served.
+    pub max_waiting: usize,
 }
 
 /// Which tables and columns are served.
@@ -56,6 +74,10 @@ pub struct SchemaSettings {
 #[derive(Debug, Clone)]
 pub struct ReadSettings {
     pub limits: Limits,
+    /// What one answer may hold, checked while it is made.
+    pub budget: Budget,
+    /// One deadline for a request's database work.
+    pub timeout: Duration,
     /// The key that signs cursors: configured, or random per process.
     pub cursor_secret: Vec<u8>,
 }
@@ -70,6 +92,8 @@ pub struct WriteSettings {
     pub max_rows: usize,
     /// The largest request body (413 beyond).
     pub max_body_bytes: usize,
+    /// A body not received in full within this time: 408.
+    pub body_timeout: Duration,
 }
 
 /// The response cache and each resource's policy.
@@ -102,6 +126,10 @@ pub struct CompressionSettings {
     /// After this many hits an entry is recompressed at the highest levels
     /// in the background; `None`: never.
     pub recompress_after_hits: Option<u64>,
+    /// Larger answers are not recompressed.
+    pub recompress_max_bytes: usize,
+    /// The share of one CPU (0 to 1) background recompression may use.
+    pub recompress_cpu_share: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +207,7 @@ impl Settings {
         })?;
         Ok(Settings {
             listen,
+            http: http(&config)?,
             database: database(&config)?,
             schema: schema(&config),
             reads: reads(&config)?,
@@ -187,6 +216,7 @@ impl Settings {
                 require_if_match: config.http.require_if_match,
                 max_rows: config.limits.max_write_rows as usize,
                 max_body_bytes: config.limits.max_body_bytes as usize,
+                body_timeout: Duration::from_millis(config.http.body_timeout_ms.max(100)),
             },
             cache: cache(&config)?,
             compression: compression(&config)?,
@@ -199,12 +229,40 @@ impl Settings {
                 poll: (config.changes.poll_ms > 0)
                     .then(|| Duration::from_millis(config.changes.poll_ms)),
             },
-            log: LogSettings {
-                filter: config.log.filter.clone(),
-            },
+            log: log(&config)?,
             instance_id: random_hex(8),
         })
     }
+}
+
+fn http(config: &Config) -> anyhow::Result<HttpSettings> {
+    let http = &config.http;
+    let at_least = |key: &str, value: u64, least: u64| {
+        if value < least {
+            bail!("{key} must be at least {least}, not {value}");
+        }
+        Ok(value)
+    };
+    Ok(HttpSettings {
+        idle_timeout: Duration::from_millis(at_least(
+            "http.idle_timeout_ms",
+            http.idle_timeout_ms,
+            100,
+        )?),
+        body_timeout: Duration::from_millis(at_least(
+            "http.body_timeout_ms",
+            http.body_timeout_ms,
+            100,
+        )?),
+        max_connections: at_least("http.max_connections", http.max_connections, 1)? as usize,
+        shutdown_grace: Duration::from_millis(http.shutdown_grace_ms),
+        max_url_bytes: at_least("limits.max_url_bytes", config.limits.max_url_bytes, 256)? as usize,
+        max_header_bytes: at_least(
+            "limits.max_header_bytes",
+            config.limits.max_header_bytes,
+            1024,
+        )? as usize,
+    })
 }
 
 fn database(config: &Config) -> anyhow::Result<DatabaseSettings> {
@@ -216,6 +274,7 @@ fn database(config: &Config) -> anyhow::Result<DatabaseSettings> {
         pool_size: config.database.pool_size,
         statement_timeout: Duration::from_millis(config.database.statement_timeout_ms),
         schema: config.schema.name.clone(),
+        max_waiting: config.limits.max_waiting as usize,
     })
 }
 
@@ -232,9 +291,16 @@ fn schema(config: &Config) -> SchemaSettings {
 }
 
 fn reads(config: &Config) -> anyhow::Result<ReadSettings> {
+    let raw = &config.limits;
     let limits = Limits {
-        default_limit: config.limits.default_limit,
-        max_limit: config.limits.max_limit,
+        default_limit: raw.default_limit,
+        max_limit: raw.max_limit,
+        max_offset: raw.max_offset,
+        max_include_depth: raw.max_include_depth as usize,
+        max_filters: raw.max_filters as usize,
+        max_list_values: raw.max_list_values as usize,
+        max_pattern_length: raw.max_pattern_length as usize,
+        max_pattern_wildcards: raw.max_pattern_wildcards as usize,
     };
     if limits.max_limit == 0 || !(1..=limits.max_limit).contains(&limits.default_limit) {
         bail!(
@@ -243,12 +309,27 @@ fn reads(config: &Config) -> anyhow::Result<ReadSettings> {
             limits.max_limit
         );
     }
+    if raw.max_answer_rows < raw.max_limit {
+        bail!(
+            "limits.max_answer_rows ({}) must be at least limits.max_limit ({}): a full page must fit",
+            raw.max_answer_rows,
+            raw.max_limit
+        );
+    }
+    if raw.request_timeout_ms == 0 {
+        bail!("limits.request_timeout_ms must be at least 1");
+    }
     let cursor_secret = match &config.cursor.secret {
         Some(secret) => secret.as_bytes().to_vec(),
         None => random_bytes(32),
     };
     Ok(ReadSettings {
         limits,
+        budget: Budget {
+            max_rows: raw.max_answer_rows as usize,
+            max_bytes: raw.max_answer_bytes as usize,
+        },
+        timeout: Duration::from_millis(raw.request_timeout_ms),
         cursor_secret,
     })
 }
@@ -303,11 +384,19 @@ fn compression(config: &Config) -> anyhow::Result<CompressionSettings> {
         gzip: level("gzip_level", compression.gzip_level, 1..=9)? as u32,
         deflate: level("deflate_level", compression.deflate_level, 1..=9)? as u32,
     };
+    if !(1..=100).contains(&compression.recompress_cpu_percent) {
+        bail!(
+            "compression.recompress_cpu_percent must be between 1 and 100, not {}",
+            compression.recompress_cpu_percent
+        );
+    }
     Ok(CompressionSettings {
         levels,
         min_bytes: compression.min_bytes as usize,
         recompress_after_hits: (compression.recompress_after_hits > 0)
             .then_some(compression.recompress_after_hits),
+        recompress_max_bytes: compression.recompress_max_bytes as usize,
+        recompress_cpu_share: compression.recompress_cpu_percent as f64 / 100.0,
     })
 }
 
@@ -346,6 +435,18 @@ impl SchemaSettings {
             }
         }
     }
+}
+
+fn log(config: &Config) -> anyhow::Result<LogSettings> {
+    tracing_subscriber::EnvFilter::try_new(&config.log.filter).with_context(|| {
+        format!(
+            "log.filter '{}' is not a filter like brisk=info",
+            config.log.filter
+        )
+    })?;
+    Ok(LogSettings {
+        filter: config.log.filter.clone(),
+    })
 }
 
 fn random_bytes(n: usize) -> Vec<u8> {

@@ -11,11 +11,12 @@ mod sqlite;
 use crate::config::{DatabaseSettings, DatabaseUrl};
 use brisk_query::Dialect;
 use brisk_query::envelope::Row;
+use brisk_query::rows::{Budget, Exceeded};
 use brisk_query::schema::{ForeignKey, Resource};
 use brisk_query::sql::{ReadSql, WriteSql};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 pub use postgres::{ChangeNotifications, PostgresDb};
 pub use sqlite::{ChangeLog, LogCounts, SqliteDb, changed_outside};
@@ -54,11 +55,27 @@ pub struct ReadRows {
     pub render_time: Duration,
 }
 
+/// What bounds one read: its deadline (past it, its statements are
+/// cancelled) and its budget (rows and bytes; past it, it is refused).
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimits {
+    pub deadline: Instant,
+    pub budget: Budget,
+}
+
+/// A write's precondition, checked in its transaction against the target
+/// row as stored (as a GET renders it; `None` when there is none): the
+/// write runs only if it holds, whatever other instances or Redis do.
+pub type RowCheck = Box<dyn FnOnce(Option<&Row>) -> bool + Send>;
+
 /// Why a write failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The [`RowCheck`] did not hold; nothing was written.
+    #[error("the precondition does not hold")]
+    PreconditionFailed,
     #[error("constraint failed: {0:?}")]
     Constraint(Constraint),
 }
@@ -93,9 +110,12 @@ pub enum DbError {
     /// No connection could be had (pool exhausted, database down).
     #[error("database unavailable: {0}")]
     Unavailable(String),
-    /// The statement ran past `database.statement_timeout_ms`.
+    /// The request's deadline (or `database.statement_timeout_ms`) passed.
     #[error("statement timed out")]
     Timeout,
+    /// The answer would pass its budget of rows or bytes.
+    #[error("the answer exceeds its budget: {0:?}")]
+    Exceeded(Exceeded),
     /// The database refused a value the plan could not check (an exotic type).
     #[error("value rejected: {0}")]
     BadValue(String),
@@ -160,23 +180,30 @@ impl Database {
 
     /// Runs a read: the rows, the count if asked, the parent check when
     /// there are no rows, one statement per embed level; renders the rows.
-    pub async fn read(&self, sql: &ReadSql) -> Result<ReadRows, DbError> {
+    /// Bounded by `limits`; dropping the future cancels the statements.
+    pub async fn read(&self, sql: &ReadSql, limits: ReadLimits) -> Result<ReadRows, DbError> {
         let rows = match &self.backend {
-            Backend::Sqlite(db) => db.read(sql).await,
-            Backend::Postgres(db) => db.read(sql).await,
+            Backend::Sqlite(db) => db.read(sql, limits).await,
+            Backend::Postgres(db) => db.read(sql, limits).await,
         }?;
         self.statements
             .fetch_add(rows.statements, Ordering::Relaxed);
         Ok(rows)
     }
 
-    /// Runs a write's statements in one transaction; each returns the row it
-    /// wrote (rendered as JSON, with its key), or nothing if no row matched.
-    /// `origin` names the instance in PostgreSQL change notifications.
-    pub async fn write(&self, sql: &WriteSql, origin: &str) -> Result<Vec<Row>, WriteError> {
+    /// Runs a write's statements in one transaction, after `check` held
+    /// for the target row; each returns the row it wrote (rendered as JSON,
+    /// with its key), or nothing if no row matched. `origin` names the
+    /// instance in PostgreSQL change notifications.
+    pub async fn write(
+        &self,
+        sql: &WriteSql,
+        origin: &str,
+        check: Option<RowCheck>,
+    ) -> Result<Vec<Row>, WriteError> {
         match &self.backend {
-            Backend::Sqlite(db) => db.write(sql).await,
-            Backend::Postgres(db) => db.write(sql, origin).await,
+            Backend::Sqlite(db) => db.write(sql, check).await,
+            Backend::Postgres(db) => db.write(sql, origin, check).await,
         }
     }
 

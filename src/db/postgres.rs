@@ -4,18 +4,20 @@
 //! change triggers of `brisk install-triggers` NOTIFY brisk, which LISTENs
 //! on a connection of its own.
 
-use super::{Constraint, ConstraintKind, DbError, Introspection, ReadRows, WriteError};
+use super::{
+    Constraint, ConstraintKind, DbError, Introspection, ReadLimits, ReadRows, RowCheck, WriteError,
+};
 use crate::config::DatabaseSettings;
 use anyhow::Context;
 use brisk_query::Sql;
 use brisk_query::envelope::Row;
-use brisk_query::rows::{self, Cell, EmbedShape, Related, Rows};
+use brisk_query::rows::{self, Budget, Cell, EmbedShape, Related, Rows};
 use brisk_query::schema::{Column, ColumnKind, ForeignKey, Resource, ResourceKind};
-use brisk_query::sql::{EmbedQuery, ReadSql, WriteSql};
+use brisk_query::sql::{EmbedQuery, ReadSql, WriteSql, take_rows};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
@@ -77,8 +79,18 @@ impl PostgresDb {
         Ok(client)
     }
 
-    pub async fn read(&self, sql: &ReadSql) -> Result<ReadRows, DbError> {
+    /// Runs a read within its deadline and budget. Past the deadline, or
+    /// when the future is dropped (a client that hung up), the statement
+    /// running is cancelled on the server, so the connection is free again.
+    pub async fn read(&self, sql: &ReadSql, limits: ReadLimits) -> Result<ReadRows, DbError> {
+        tokio::time::timeout_at(limits.deadline.into(), self.read_rows(sql, limits.budget))
+            .await
+            .map_err(|_| DbError::Timeout)?
+    }
+
+    async fn read_rows(&self, sql: &ReadSql, budget: Budget) -> Result<ReadRows, DbError> {
         let client = self.client().await?;
+        let cancel = CancelOnDrop(Some(client.cancel_token()));
         let started = Instant::now();
         let statements = AtomicU64::new(1);
         let (cells, total) = match &sql.count {
@@ -106,10 +118,24 @@ impl PostgresDb {
             }
             _ => false,
         };
-        let related = related(&client, &sql.embeds, &sql.shape.embeds, &cells, &statements).await?;
+        let rows_left =
+            Mutex::new(take_rows(budget.max_rows, cells.len()).map_err(DbError::Exceeded)?);
+        let related = related(
+            &client,
+            &sql.embeds,
+            &sql.shape.embeds,
+            &cells,
+            &Fetching {
+                statements: &statements,
+                rows_left: &rows_left,
+            },
+        )
+        .await?;
+        cancel.disarm();
         let db_time = started.elapsed();
         let rendering = Instant::now();
-        let rows = rows::render(&sql.shape, &cells, &related);
+        let rows = rows::render(&sql.shape, &cells, &related, budget.max_bytes)
+            .map_err(DbError::Exceeded)?;
         Ok(ReadRows {
             rows,
             total,
@@ -121,7 +147,12 @@ impl PostgresDb {
     }
 
     /// Runs a write's statements in one transaction.
-    pub async fn write(&self, sql: &WriteSql, origin: &str) -> Result<Vec<Row>, WriteError> {
+    pub async fn write(
+        &self,
+        sql: &WriteSql,
+        origin: &str,
+        check: Option<RowCheck>,
+    ) -> Result<Vec<Row>, WriteError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(classify)?;
         // names this instance in the notifications of `brisk install-triggers`
@@ -133,6 +164,28 @@ impl PostgresDb {
             .execute(&origin_statement, &[&origin])
             .await
             .map_err(classify)?;
+        if let (Some(current), Some(check)) = (&sql.current, check) {
+            // FOR UPDATE: the row stays as read until this transaction ends
+            let types = vec![Type::TEXT; current.sql.params.len()];
+            let prepared = transaction
+                .prepare_typed_cached(&current.sql.text, &types)
+                .await
+                .map_err(classify)?;
+            let params = texts(&current.sql);
+            let found = transaction
+                .query_opt(&prepared, &refs(&params))
+                .await
+                .map_err(classify)?;
+            let cells: Vec<Vec<Cell>> = match found {
+                Some(row) => vec![decode(&row).map_err(classify)?],
+                None => Vec::new(),
+            };
+            let rendered = rows::render(&current.shape, &cells, &[], usize::MAX)
+                .expect("a row has no byte budget");
+            if !check(rendered.first()) {
+                return Err(WriteError::PreconditionFailed);
+            }
+        }
         let mut rows = Vec::with_capacity(sql.statements.len());
         for statement in &sql.statements {
             let types = vec![Type::TEXT; statement.params.len()];
@@ -150,7 +203,8 @@ impl PostgresDb {
             }
         }
         transaction.commit().await.map_err(classify_write)?;
-        Ok(rows::render(&sql.shape, &rows, &[]))
+        Ok(rows::render(&sql.shape, &rows, &[], usize::MAX)
+            .expect("a write's rows have no byte budget"))
     }
 
     /// Listens, on a connection of its own, for the notifications of the
@@ -296,6 +350,13 @@ fn decode(row: &tokio_postgres::Row) -> Result<Vec<Cell>, tokio_postgres::Error>
         .collect()
 }
 
+/// What fetching the embeds of one read shares across levels.
+struct Fetching<'a> {
+    statements: &'a AtomicU64,
+    /// Rows the answer's budget still allows.
+    rows_left: &'a Mutex<usize>,
+}
+
 /// The related rows of every embed, level by level; embeds of one level go
 /// out together on the connection (pipelined).
 fn related<'a>(
@@ -303,7 +364,7 @@ fn related<'a>(
     queries: &'a [EmbedQuery],
     shapes: &'a [EmbedShape],
     parents: &'a [Vec<Cell>],
-    statements: &'a AtomicU64,
+    fetching: &'a Fetching<'a>,
 ) -> futures_util::future::BoxFuture<'a, Result<Vec<Related>, DbError>> {
     Box::pin(async move {
         let levels = queries.iter().zip(shapes).map(|(query, shape)| async move {
@@ -311,8 +372,12 @@ fn related<'a>(
             let fetched = if values.is_empty() {
                 Vec::new()
             } else {
-                statements.fetch_add(1, Ordering::Relaxed);
-                fetch(client, &query.sql(&values)).await?
+                fetching.statements.fetch_add(1, Ordering::Relaxed);
+                let allowed = *fetching.rows_left.lock().expect("budget lock") + 1;
+                let fetched = fetch(client, &query.sql(&values, allowed)).await?;
+                let mut left = fetching.rows_left.lock().expect("budget lock");
+                *left = take_rows(*left, fetched.len()).map_err(DbError::Exceeded)?;
+                fetched
             };
             let mut related_rows = Related::new(fetched, shape.child_cell);
             let nested = related(
@@ -320,7 +385,7 @@ fn related<'a>(
                 &query.nested,
                 &shape.shape.embeds,
                 &related_rows.rows,
-                statements,
+                fetching,
             )
             .await?;
             related_rows.nested = nested;
@@ -328,6 +393,26 @@ fn related<'a>(
         });
         futures_util::future::try_join_all(levels).await
     })
+}
+
+/// Cancels, on the server, the statement of a read that is dropped before
+/// it is done (its deadline passed, or its client hung up).
+struct CancelOnDrop(Option<tokio_postgres::CancelToken>);
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(token) = self.0.take() {
+            tokio::spawn(async move {
+                let _ = token.cancel_query(NoTls).await;
+            });
+        }
+    }
 }
 
 async fn exists(client: &Object, sql: &Sql) -> Result<bool, DbError> {

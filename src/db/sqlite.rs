@@ -8,15 +8,18 @@
 //! connection: a second thread hop per request for nothing, since a SQLite
 //! connection cannot go stale.
 
-use super::{Constraint, ConstraintKind, DbError, Introspection, ReadRows, WriteError};
+use super::{
+    Constraint, ConstraintKind, DbError, Introspection, ReadLimits, ReadRows, RowCheck, WriteError,
+};
 use crate::config::DatabaseSettings;
 use anyhow::Context;
 use brisk_query::Sql;
 use brisk_query::SqlValue;
 use brisk_query::envelope::Row;
+use brisk_query::rows::Exceeded;
 use brisk_query::rows::{self, Cell, Rows};
 use brisk_query::schema::{Column, ColumnKind, ForeignKey, Resource, ResourceKind};
-use brisk_query::sql::{ReadSql, WriteSql, fetch_related};
+use brisk_query::sql::{ReadSql, WriteSql, fetch_related, take_rows};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, params_from_iter};
 use std::collections::HashMap;
@@ -26,7 +29,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
-/// How long a request waits for a free connection before it is refused.
+/// How long a write, a ping or a watcher's read waits for a free
+/// connection before it is refused (reads wait until their deadline).
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Read connections, and one writer: SQLite takes one write at a time.
@@ -97,7 +101,59 @@ impl SqliteDb {
         &self,
         work: impl FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
     ) -> Result<R, DbError> {
-        self.readers.run(work).await?.map_err(classify)
+        let stop = Stop::after(self.readers.statement_timeout);
+        self.readers.run(stop, work).await?.map_err(classify)
+    }
+}
+
+/// When statements on a connection must stop: past the deadline, or once
+/// the request that asked for them is gone (its client hung up). SQLite can
+/// only be stopped from its progress handler, which checks both.
+#[derive(Clone)]
+struct Stop {
+    deadline: Instant,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl Stop {
+    fn after(timeout: Duration) -> Stop {
+        Stop {
+            deadline: Instant::now() + timeout,
+            cancelled: Arc::default(),
+        }
+    }
+
+    fn now(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed) || Instant::now() > self.deadline
+    }
+}
+
+/// Cancels the work of a request that is dropped before it is done.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Why a read stopped short.
+enum Failure {
+    Sqlite(rusqlite::Error),
+    Exceeded(Exceeded),
+    /// Rendering ended past the deadline.
+    Late,
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(error: rusqlite::Error) -> Failure {
+        Failure::Sqlite(error)
+    }
+}
+
+impl From<Exceeded> for Failure {
+    fn from(exceeded: Exceeded) -> Failure {
+        Failure::Exceeded(exceeded)
     }
 }
 
@@ -108,16 +164,18 @@ impl Pool {
     /// The blocking task owns the permit and gives the connection back
     /// itself, so a request dropped while it waits (a client that hung up)
     /// never loses a connection.
-    async fn run<R: Send + 'static>(
+    async fn run<R: Send + 'static, E: From<rusqlite::Error> + Send + 'static>(
         self: &Arc<Self>,
-        work: impl FnOnce(&Connection) -> Result<R, rusqlite::Error> + Send + 'static,
-    ) -> Result<Result<R, rusqlite::Error>, DbError> {
-        let permit = tokio::time::timeout(CHECKOUT_TIMEOUT, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| DbError::Unavailable("every SQLite connection is busy".into()))?
-            .map_err(|_| DbError::Unavailable("the pool is closed".into()))?;
+        stop: Stop,
+        work: impl FnOnce(&Connection) -> Result<R, E> + Send + 'static,
+    ) -> Result<Result<R, E>, DbError> {
+        let wait_until = stop.deadline.min(Instant::now() + CHECKOUT_TIMEOUT);
+        let permit =
+            tokio::time::timeout_at(wait_until.into(), self.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| DbError::Unavailable("every SQLite connection is busy".into()))?
+                .map_err(|_| DbError::Unavailable("the pool is closed".into()))?;
         let pool = self.clone();
-        let deadline = Instant::now() + self.statement_timeout;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let connection = pool
@@ -127,11 +185,10 @@ impl Pool {
                 .pop()
                 .expect("a permit guarantees an idle connection");
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let result = connection
-                    .progress_handler(1000, Some(move || Instant::now() > deadline))
-                    .and_then(|()| work(&connection));
-                let cleared = connection.progress_handler(0, None::<fn() -> bool>);
-                result.and_then(|r| cleared.map(|()| r))
+                connection.progress_handler(1000, Some(move || stop.now()))?;
+                let result = work(&connection);
+                connection.progress_handler(0, None::<fn() -> bool>)?;
+                result
             }));
             match outcome {
                 Ok(result) => {
@@ -155,11 +212,20 @@ impl Pool {
 }
 
 impl SqliteDb {
-    pub async fn read(&self, sql: &ReadSql) -> Result<ReadRows, DbError> {
+    /// Runs a read within its deadline and budget; dropping the future
+    /// (a client that hung up) stops its statements.
+    pub async fn read(&self, sql: &ReadSql, limits: ReadLimits) -> Result<ReadRows, DbError> {
         let sql = sql.clone();
         let started = Instant::now();
-        let mut read = self
-            .run(move |c| {
+        let stop = Stop {
+            deadline: limits.deadline,
+            cancelled: Arc::default(),
+        };
+        let _cancel_on_drop = CancelOnDrop(stop.cancelled.clone());
+        let deadline = limits.deadline;
+        let read = self
+            .readers
+            .run(stop, move |c| -> Result<ReadRows, Failure> {
                 let mut statements = 1;
                 let cells = query(c, &sql.rows)?;
                 let total = match &sql.count {
@@ -177,12 +243,22 @@ impl SqliteDb {
                     }
                     _ => false,
                 };
-                let related = fetch_related(&sql.embeds, &sql.shape.embeds, &cells, &mut |s| {
-                    statements += 1;
-                    query(c, s)
-                })?;
+                let mut rows_left = take_rows(limits.budget.max_rows, cells.len())?;
+                let related = fetch_related(
+                    &sql.embeds,
+                    &sql.shape.embeds,
+                    &cells,
+                    &mut rows_left,
+                    &mut |s| {
+                        statements += 1;
+                        query(c, s).map_err(Failure::from)
+                    },
+                )?;
                 let rendering = Instant::now();
-                let rows = rows::render(&sql.shape, &cells, &related);
+                let rows = rows::render(&sql.shape, &cells, &related, limits.budget.max_bytes)?;
+                if Instant::now() > deadline {
+                    return Err(Failure::Late);
+                }
                 Ok(ReadRows {
                     rows,
                     total,
@@ -191,8 +267,13 @@ impl SqliteDb {
                     db_time: Duration::ZERO,
                     render_time: rendering.elapsed(),
                 })
-            })
-            .await?;
+            });
+        let mut read = match read.await? {
+            Ok(read) => read,
+            Err(Failure::Sqlite(error)) => return Err(classify(error)),
+            Err(Failure::Exceeded(exceeded)) => return Err(DbError::Exceeded(exceeded)),
+            Err(Failure::Late) => return Err(DbError::Timeout),
+        };
         read.db_time = started.elapsed().saturating_sub(read.render_time);
         Ok(read)
     }
@@ -221,13 +302,27 @@ impl SqliteDb {
     /// change log installed, the transaction also adds the row changes its
     /// statements counted in the log to the log's `by_brisk`, so that other
     /// instances tell them from changes made by other programs.
-    pub async fn write(&self, sql: &WriteSql) -> Result<Vec<Row>, WriteError> {
+    pub async fn write(
+        &self,
+        sql: &WriteSql,
+        check: Option<RowCheck>,
+    ) -> Result<Vec<Row>, WriteError> {
         let sql = sql.clone();
         let logged = self.change_log.load(Ordering::Acquire);
         self.writer
-            .run(move |c| {
+            .run(Stop::after(self.writer.statement_timeout), move |c| {
+                // IMMEDIATE: the write lock from the start, so the row read
+                // for the precondition is the row written
                 c.execute_batch("BEGIN IMMEDIATE")?;
                 let written = (|| {
+                    if let (Some(current), Some(check)) = (&sql.current, check) {
+                        let cells = query(c, &current.sql)?;
+                        let rows = rows::render(&current.shape, &cells, &[], usize::MAX)
+                            .expect("a row has no byte budget");
+                        if !check(rows.first()) {
+                            return Ok(None);
+                        }
+                    }
                     let counted_before = logged.then(|| log_count(c, &sql.table)).flatten();
                     let mut cells = Vec::with_capacity(sql.statements.len());
                     for statement in &sql.statements {
@@ -240,20 +335,24 @@ impl SqliteDb {
                         ))?
                         .execute(rusqlite::params![after - before, sql.table])?;
                     }
-                    Ok(cells)
+                    Ok(Some(cells))
                 })();
                 match written {
-                    Ok(cells) => c
-                        .execute_batch("COMMIT")
-                        .map(|()| rows::render(&sql.shape, &cells, &[])),
-                    Err(error) => {
+                    Ok(Some(cells)) => c.execute_batch("COMMIT").map(|()| {
+                        Some(
+                            rows::render(&sql.shape, &cells, &[], usize::MAX)
+                                .expect("a write's rows have no byte budget"),
+                        )
+                    }),
+                    outcome => {
                         let _ = c.execute_batch("ROLLBACK");
-                        Err(error)
+                        outcome.map(|_| None)
                     }
                 }
             })
             .await?
-            .map_err(classify_write)
+            .map_err(classify_write)?
+            .ok_or(WriteError::PreconditionFailed)
     }
 
     /// Installs (or, with `remove`, removes) the change log and its
@@ -261,7 +360,7 @@ impl SqliteDb {
     pub async fn install_triggers(&self, tables: &[String], remove: bool) -> Result<(), DbError> {
         let script = format!("BEGIN IMMEDIATE;\n{}COMMIT;", trigger_sql(tables, remove));
         self.writer
-            .run(move |c| {
+            .run(Stop::after(self.writer.statement_timeout), move |c| {
                 let installed = c.execute_batch(&script);
                 if installed.is_err() {
                     let _ = c.execute_batch("ROLLBACK");
@@ -276,7 +375,9 @@ impl SqliteDb {
     /// it: it moves when anything but brisk's own writer changes the file.
     pub async fn data_version(&self) -> Result<i64, DbError> {
         self.writer
-            .run(|c| c.query_row("PRAGMA data_version", [], |r| r.get(0)))
+            .run(Stop::after(CHECKOUT_TIMEOUT), |c| {
+                c.query_row("PRAGMA data_version", [], |r| r.get(0))
+            })
             .await?
             .map_err(classify)
     }
@@ -287,7 +388,7 @@ impl SqliteDb {
     pub async fn change_log(&self, tables: &[String]) -> Result<Option<ChangeLog>, DbError> {
         let read = self
             .writer
-            .run(|c| {
+            .run(Stop::after(CHECKOUT_TIMEOUT), |c| {
                 let read = || -> Result<ChangeLog, rusqlite::Error> {
                     let mut statement = c.prepare_cached(&format!(
                         "SELECT c.tbl, c.changes, c.by_brisk,

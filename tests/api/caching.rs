@@ -13,13 +13,6 @@ const LARGE: &str = "/v1/products?limit=1000";
 /// Well under the 1 KiB compression threshold.
 const SMALL: &str = "/v1/users/7?fields=name";
 
-fn header(response: &Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_string())
-}
-
 fn decode(coding: Option<&str>, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     match coding {
@@ -43,16 +36,6 @@ fn decode(coding: Option<&str>, body: &[u8]) -> Vec<u8> {
         Some(other) => panic!("unexpected coding {other}"),
     }
     out
-}
-
-/// The `desc` of `Server-Timing`'s cache metric.
-fn cache_status(response: &Response) -> String {
-    let timing = header(response, "server-timing").expect("Server-Timing on every answer");
-    timing
-        .split(',')
-        .find_map(|m| m.trim().strip_prefix("cache;desc="))
-        .unwrap_or_else(|| panic!("no cache metric in {timing}"))
-        .to_string()
 }
 
 /// GETs with headers and returns (status, headers, decoded body).

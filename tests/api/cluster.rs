@@ -80,74 +80,20 @@ impl Drop for Redis {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `brisk serve` process; killed on drop. Its log goes to a file.
-struct Brisk {
-    base: String,
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Brisk {
-    async fn start(db_url: &str, redis_url: &str, prefix: &str, name: &str) -> Brisk {
-        let port = free_port();
-        let log = std::env::temp_dir()
-            .join("brisk-tests")
-            .join(format!("{prefix}-{name}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_brisk"))
-            .args([
-                "serve",
-                "--db",
-                db_url,
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .env("BRISK_REDIS_URL", redis_url)
-            .env("BRISK_REDIS_PREFIX", prefix)
-            .env("BRISK_WRITES", "true")
-            .env("BRISK_CURSOR_SECRET", "shared by the cluster")
-            .env("BRISK_DATABASE_POOL_SIZE", "4")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let brisk = Brisk {
-            base: format!("http://127.0.0.1:{port}"),
-            child,
-            log,
-        };
-        let client = reqwest::Client::new();
-        for _ in 0..300 {
-            if let Ok(response) = client.get(format!("{}/readyz", brisk.base)).send().await
-                && response.status() == 200
-            {
-                return brisk;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!(
-            "brisk did not start: {}",
-            std::fs::read_to_string(&brisk.log).unwrap_or_default()
-        );
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Brisk {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A brisk instance of the cluster under test: writes on, Redis shared.
+async fn instance(db_url: &str, redis_url: &str, prefix: &str, name: &str) -> BriskProcess {
+    BriskProcess::start(
+        db_url,
+        &[
+            ("BRISK_REDIS_URL", redis_url),
+            ("BRISK_REDIS_PREFIX", prefix),
+            ("BRISK_WRITES", "true"),
+            ("BRISK_CURSOR_SECRET", "shared by the cluster"),
+            ("BRISK_DATABASE_POOL_SIZE", "4"),
+        ],
+        &format!("{prefix}-{name}"),
+    )
+    .await
 }
 
 async fn json(client: &reqwest::Client, url: &str) -> (u16, Value, reqwest::header::HeaderMap) {
@@ -174,7 +120,12 @@ async fn patch(client: &reqwest::Client, url: &str, body: &str, if_match: Option
 
 /// Waits until both instances have (re)joined Redis: a write through `a`
 /// shows through `b`.
-async fn until_linked(client: &reqwest::Client, a: &Brisk, b: &Brisk, marker: i64) -> Duration {
+async fn until_linked(
+    client: &reqwest::Client,
+    a: &BriskProcess,
+    b: &BriskProcess,
+    marker: i64,
+) -> Duration {
     let started = Instant::now();
     let path = "/v1/products/9?fields=stock";
     json(client, &format!("{}{path}", b.base)).await;
@@ -213,8 +164,8 @@ on_both! {
             install_triggers(&db, false);
         }
         let prefix = format!("brisk-test-{}-{backend:?}", std::process::id());
-        let a = Brisk::start(&db, &redis.url(), &prefix, "a").await;
-        let b = Brisk::start(&db, &redis.url(), &prefix, "b").await;
+        let a = instance(&db, &redis.url(), &prefix, "a").await;
+        let b = instance(&db, &redis.url(), &prefix, "b").await;
         let client = reqwest::Client::new();
         until_linked(&client, &a, &b, 1).await;
         let users = format!("{}/v1/users?limit=3", b.base);
@@ -274,8 +225,8 @@ on_both! {
         let Some(mut redis) = Redis::start().await else { return };
         let db = writable_shop(backend, "outage").await;
         let prefix = format!("brisk-outage-{}-{backend:?}", std::process::id());
-        let a = Brisk::start(&db, &redis.url(), &prefix, "a").await;
-        let b = Brisk::start(&db, &redis.url(), &prefix, "b").await;
+        let a = instance(&db, &redis.url(), &prefix, "a").await;
+        let b = instance(&db, &redis.url(), &prefix, "b").await;
         let client = reqwest::Client::new();
         until_linked(&client, &a, &b, 1).await;
 

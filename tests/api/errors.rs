@@ -137,7 +137,7 @@ const MALFORMED: &[(&str, &str, u16, &str)] = &[
         "GET",
         "/v1/products?page=999999999999999999",
         400,
-        "beyond any table",
+        "limits.max_offset",
     ),
     ("GET", "/v1/products?cursor=", 400, "cursor is empty"),
     (

@@ -8,6 +8,7 @@ mod caching;
 mod cluster;
 mod cursors;
 mod errors;
+mod limits;
 mod openapi;
 mod property;
 mod questions;

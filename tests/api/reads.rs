@@ -186,11 +186,11 @@ on_both! {
         assert!(plain["links"].get("last").is_none());
         assert!(plain["links"].get("prev").is_none());
         // past the end: empty data, no next, a prev
-        let beyond = fx.json("/v1/orders?page=100000&limit=10", 200).await;
+        let beyond = fx.json("/v1/orders?page=10000&limit=10", 200).await;
         assert_eq!(beyond["data"], json!([]));
         assert!(beyond["links"].get("next").is_none());
         assert!(beyond["meta"].get("next_cursor").is_none());
-        assert!(beyond["links"]["prev"].as_str().unwrap().ends_with("page=99999"));
+        assert!(beyond["links"]["prev"].as_str().unwrap().ends_with("page=9999"));
     }
 
     async fn single_rows_and_head(backend: Backend) {

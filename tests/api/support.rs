@@ -289,6 +289,11 @@ impl Fixture {
     /// GETs and parses a JSON body, asserting the status.
     pub async fn json(&self, path: &str, status: u16) -> Value {
         let response = self.get(path).await;
+        self.json_of(response, status, path).await
+    }
+
+    /// Parses the JSON body of `response` to `path`, asserting the status.
+    pub async fn json_of(&self, response: reqwest::Response, status: u16, path: &str) -> Value {
         let got = response.status().as_u16();
         let text = response.text().await.unwrap();
         assert_eq!(got, status, "GET {path} ({:?}): {text}", self.backend);
@@ -479,6 +484,87 @@ impl Fixture {
     }
 }
 
+/// A free port on 127.0.0.1 (free when asked; tests use it at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `brisk serve` process, as a user starts it; killed on drop. Its log
+/// goes to a file of the test's own.
+pub struct BriskProcess {
+    pub base: String,
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl BriskProcess {
+    /// Starts `brisk serve --db db_url` with `env` and waits until it is ready.
+    pub async fn start(db_url: &str, env: &[(&str, &str)], name: &str) -> BriskProcess {
+        let port = free_port();
+        let log = std::env::temp_dir()
+            .join("brisk-tests")
+            .join(format!("{name}-{}.log", std::process::id()));
+        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_brisk"));
+        command
+            .args([
+                "serve",
+                "--db",
+                db_url,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let brisk = BriskProcess {
+            base: format!("http://127.0.0.1:{port}"),
+            child: command.spawn().unwrap(),
+            log,
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(response) = client.get(brisk.url("/readyz")).send().await
+                && response.status() == 200
+            {
+                return brisk;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("brisk did not start: {}", brisk.log());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM, as a service manager does, and waits for the exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for BriskProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Says, where the test harness cannot hide it, that a test did not run.
 pub fn skipped(test: &str) {
     use std::io::Write;
@@ -532,6 +618,24 @@ macro_rules! on_both {
             }
         }
     )*};
+}
+
+/// A response header as text.
+pub fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+}
+
+/// The `desc` of `Server-Timing`'s cache metric.
+pub fn cache_status(response: &reqwest::Response) -> String {
+    let timing = header(response, "server-timing").expect("Server-Timing on every answer");
+    timing
+        .split(',')
+        .find_map(|m| m.trim().strip_prefix("cache;desc="))
+        .unwrap_or_else(|| panic!("no cache metric in {timing}"))
+        .to_string()
 }
 
 /// Runs `brisk install-triggers` as a user would, and returns what it said.

@@ -9,22 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-fn header(response: &reqwest::Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_string())
-}
-
-fn cache_status(response: &reqwest::Response) -> String {
-    let timing = header(response, "server-timing").unwrap();
-    timing
-        .split(',')
-        .find_map(|m| m.trim().strip_prefix("cache;desc="))
-        .unwrap()
-        .to_string()
-}
-
 const NEW_USER: &str = r#"{"name":"Grace Hopper","email":"grace@example.com","country":"US","created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}"#;
 
 on_both! {
@@ -195,6 +179,38 @@ on_both! {
             statuses.sort();
             assert_eq!(statuses, [200, 412, 412, 412], "round {round}");
         }
+    }
+
+    async fn if_match_holds_across_instances_without_redis(backend: Backend) {
+        // two instances over one database, sharing nothing but the data (no
+        // cache either, so that each reads the row as stored)
+        let a = Fixture::writable(backend, "ifmatch_noredis", |c| c.cache.enabled = false).await;
+        let b = Fixture::serve(backend, &a.db_url, |c| {
+            c.writes = true;
+            c.cache.enabled = false;
+        })
+        .await;
+        let (a, b) = (Arc::new(a), Arc::new(b));
+        for round in 0..20 {
+            let tag = header(&a.get("/v1/products/4").await, "etag").unwrap();
+            assert_eq!(header(&b.get("/v1/products/4").await, "etag").unwrap(), tag, "one row, one tag");
+            let patch = |fx: Arc<Fixture>, stock: i64| {
+                let tag = tag.clone();
+                tokio::spawn(async move {
+                    let body = format!("{{\"stock\":{stock}}}");
+                    fx.send("PATCH", "/v1/products/4", &body, &[("if-match", &tag)]).await.status().as_u16()
+                })
+            };
+            let (on_a, on_b) = (patch(a.clone(), round * 2), patch(b.clone(), round * 2 + 1));
+            let mut statuses = [on_a.await.unwrap(), on_b.await.unwrap()];
+            statuses.sort();
+            assert_eq!(statuses, [200, 412], "round {round}: exactly one winner");
+        }
+        // a precondition is ignored when the row is absent: the answer is 404
+        let missing = a.send("PATCH", "/v1/products/987654", r#"{"stock":1}"#, &[("if-match", "\"abc\"")]).await;
+        assert_eq!(missing.status(), 404);
+        let star = a.send("PATCH", "/v1/products/987654", r#"{"stock":1}"#, &[("if-match", "*")]).await;
+        assert_eq!(star.status(), 412, "If-Match: * asks for the row to exist");
     }
 
     async fn reads_never_see_a_write_undone(backend: Backend) {

@@ -1,6 +1,6 @@
 //! What went wrong with a request and where: no HTTP status, no wording of
-//! the envelope. The server maps each [`ErrorKind`] to a status and a
-//! problem type in one table.
+//! the envelope. The server maps each [`ErrorKind`] to a problem type (and
+//! its status, slug and title) in its one table of problems.
 
 use std::fmt;
 
@@ -42,26 +42,8 @@ pub enum ErrorKind {
     /// A body field that is unknown, of the wrong type, out of range,
     /// missing, or not writable.
     InvalidField,
-}
-
-impl ErrorKind {
-    /// A stable slug, used as the last segment of the problem type URI.
-    pub fn slug(self) -> &'static str {
-        match self {
-            ErrorKind::NotFound => "not-found",
-            ErrorKind::UnknownParameter => "unknown-parameter",
-            ErrorKind::UnknownField => "unknown-field",
-            ErrorKind::UnknownRelation => "unknown-relation",
-            ErrorKind::InvalidValue => "invalid-value",
-            ErrorKind::InvalidOperator => "invalid-operator",
-            ErrorKind::InvalidCursor => "invalid-cursor",
-            ErrorKind::Conflict => "conflicting-parameters",
-            ErrorKind::Duplicate => "duplicate-parameter",
-            ErrorKind::Malformed => "malformed-query",
-            ErrorKind::MalformedBody => "malformed-body",
-            ErrorKind::InvalidField => "invalid-field",
-        }
-    }
+    /// The request asks for more work than a limit allows (`limits.*`).
+    LimitExceeded,
 }
 
 impl QueryError {

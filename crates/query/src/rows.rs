@@ -14,6 +14,21 @@ use crate::schema::{Cardinality, ColumnKind};
 use std::collections::HashMap;
 use std::io::Write;
 
+/// What one answer may hold: rows across every level of `include`, and
+/// bytes of JSON. An answer past either is refused, never cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub max_rows: usize,
+    pub max_bytes: usize,
+}
+
+/// Which part of its [`Budget`] an answer would exceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exceeded {
+    Rows,
+    Bytes,
+}
+
 /// One value of one row, as a driver decoded it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
@@ -183,22 +198,37 @@ pub fn join_values(rows: &[Vec<Cell>], cell: usize) -> Vec<Cell> {
         .collect()
 }
 
-/// The rows as the envelope takes them: each row's JSON and sort keys.
-pub fn render(shape: &Shape, rows: &[Vec<Cell>], related: &[Related]) -> Vec<Row> {
+/// The rows as the envelope takes them: each row's JSON and sort keys;
+/// refused when the JSON would pass `max_bytes`.
+pub fn render(
+    shape: &Shape,
+    rows: &[Vec<Cell>],
+    related: &[Related],
+    max_bytes: usize,
+) -> Result<Vec<Row>, Exceeded> {
+    let mut left = max_bytes;
     rows.iter()
         .map(|row| {
             let mut json = Vec::with_capacity(256);
-            write_row(shape, row, related, &mut json);
-            Row {
+            write_row(shape, row, related, &mut json, left)?;
+            left -= json.len();
+            Ok(Row {
                 json: String::from_utf8(json).expect("JSON is UTF-8"),
                 keys: keys_json(shape, row),
-            }
+            })
         })
         .collect()
 }
 
-/// Writes one row as a JSON object, embeds included.
-pub fn write_row(shape: &Shape, row: &[Cell], related: &[Related], out: &mut Vec<u8>) {
+/// Writes one row as a JSON object, embeds included, as long as `out`
+/// stays within `limit` bytes (embeds nest, so one row can be large).
+pub fn write_row(
+    shape: &Shape,
+    row: &[Cell],
+    related: &[Related],
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), Exceeded> {
     out.push(b'{');
     let mut first = true;
     for field in &shape.fields {
@@ -208,6 +238,9 @@ pub fn write_row(shape: &Shape, row: &[Cell], related: &[Related], out: &mut Vec
         first = false;
         out.extend_from_slice(field.key.as_bytes());
         row[field.cell].write_json(field.kind, out);
+    }
+    if out.len() > limit {
+        return Err(Exceeded::Bytes);
     }
     for (embed, related) in shape.embeds.iter().zip(related) {
         if !first {
@@ -221,7 +254,7 @@ pub fn write_row(shape: &Shape, row: &[Cell], related: &[Related], out: &mut Vec
             .map_or(&[][..], Vec::as_slice);
         match embed.cardinality {
             Cardinality::ToOne => match group.first() {
-                Some(&i) => write_row(&embed.shape, &related.rows[i], &related.nested, out),
+                Some(&i) => write_row(&embed.shape, &related.rows[i], &related.nested, out, limit)?,
                 None => out.extend_from_slice(b"null"),
             },
             Cardinality::ToMany => {
@@ -230,13 +263,17 @@ pub fn write_row(shape: &Shape, row: &[Cell], related: &[Related], out: &mut Vec
                     if n > 0 {
                         out.push(b',');
                     }
-                    write_row(&embed.shape, &related.rows[i], &related.nested, out);
+                    write_row(&embed.shape, &related.rows[i], &related.nested, out, limit)?;
                 }
                 out.push(b']');
             }
         }
     }
     out.push(b'}');
+    if out.len() > limit {
+        return Err(Exceeded::Bytes);
+    }
+    Ok(())
 }
 
 /// A row's sort keys as a JSON array (for cursors).
@@ -350,18 +387,40 @@ mod tests {
         );
         let related = [users, items];
         let mut out = Vec::new();
-        write_row(&order, &[Cell::Int(1), Cell::Int(7)], &related, &mut out);
+        write_row(
+            &order,
+            &[Cell::Int(1), Cell::Int(7)],
+            &related,
+            &mut out,
+            1000,
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{"id":1,"user":{"name":"Ada"},"items":[{"qty":3},{"qty":4}]}"#
         );
         let mut out = Vec::new();
-        write_row(&order, &[Cell::Int(3), Cell::Null], &related, &mut out);
+        write_row(
+            &order,
+            &[Cell::Int(3), Cell::Null],
+            &related,
+            &mut out,
+            1000,
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{"id":3,"user":null,"items":[]}"#
         );
         assert_eq!(keys_json(&order, &[Cell::Int(3), Cell::Null]), "[3]");
+        let small = write_row(
+            &order,
+            &[Cell::Int(1), Cell::Int(7)],
+            &related,
+            &mut Vec::new(),
+            40,
+        );
+        assert_eq!(small, Err(Exceeded::Bytes), "refused, not cut short");
         assert_eq!(
             join_values(
                 &[

@@ -1,13 +1,11 @@
 //! Filters: `column[operator]=value`, each value checked against the
 //! column's type before any SQL exists.
 
+use super::Limits;
 use crate::error::{ErrorKind, QueryError, did_you_mean};
 use crate::params::{Operator, RESERVED, RawFilter, split_list};
 use crate::schema::{Column, Resource};
 use crate::value::{SqlValue, parse_value};
-
-/// Most values an `in` or `nin` list may hold.
-pub const MAX_LIST_ITEMS: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
@@ -18,7 +16,11 @@ pub struct Filter {
     pub values: Vec<SqlValue>,
 }
 
-pub(super) fn plan_filter(resource: &Resource, raw: &RawFilter) -> Result<Filter, QueryError> {
+pub(super) fn plan_filter(
+    resource: &Resource,
+    raw: &RawFilter,
+    limits: &Limits,
+) -> Result<Filter, QueryError> {
     let column = resource.column(&raw.column).ok_or_else(|| {
         let candidates = RESERVED
             .iter()
@@ -37,6 +39,8 @@ pub(super) fn plan_filter(resource: &Resource, raw: &RawFilter) -> Result<Filter
     })?;
     let invalid =
         |detail: String| QueryError::new(ErrorKind::InvalidValue, raw.parameter.as_str(), detail);
+    let too_costly =
+        |detail: String| QueryError::new(ErrorKind::LimitExceeded, raw.parameter.as_str(), detail);
     let unsupported = |why: &str| {
         QueryError::new(
             ErrorKind::InvalidOperator,
@@ -70,13 +74,17 @@ pub(super) fn plan_filter(resource: &Resource, raw: &RawFilter) -> Result<Filter
         Operator::Like | Operator::Ilike if !column.kind.is_textual() => {
             return Err(unsupported("patterns apply to text columns only"));
         }
-        Operator::Like | Operator::Ilike => vec![SqlValue::Text(star_to_percent(&raw.value))],
+        Operator::Like | Operator::Ilike => {
+            check_pattern(&raw.value, limits).map_err(too_costly)?;
+            vec![SqlValue::Text(star_to_percent(&raw.value))]
+        }
         Operator::In | Operator::Nin => {
             let items = split_list(&raw.value).map_err(|e| invalid(format!("bad list: {e}")))?;
-            if items.len() > MAX_LIST_ITEMS {
-                return Err(invalid(format!(
-                    "a list holds at most {MAX_LIST_ITEMS} values, not {}",
-                    items.len()
+            if items.len() > limits.max_list_values {
+                return Err(too_costly(format!(
+                    "the list holds {} values, and limits.max_list_values is {}: split the request",
+                    items.len(),
+                    limits.max_list_values
                 )));
             }
             items
@@ -91,6 +99,29 @@ pub(super) fn plan_filter(resource: &Resource, raw: &RawFilter) -> Result<Filter
         operator: raw.operator,
         values,
     })
+}
+
+/// A pattern's length and wildcards, within the limits: each wildcard can
+/// multiply the work of matching a row.
+fn check_pattern(pattern: &str, limits: &Limits) -> Result<(), String> {
+    let length = pattern.chars().count();
+    if length > limits.max_pattern_length {
+        return Err(format!(
+            "the pattern has {length} characters, and limits.max_pattern_length is {}",
+            limits.max_pattern_length
+        ));
+    }
+    let wildcards = pattern
+        .chars()
+        .filter(|c| matches!(c, '*' | '%' | '_'))
+        .count();
+    if wildcards > limits.max_pattern_wildcards {
+        return Err(format!(
+            "the pattern has {wildcards} wildcards, and limits.max_pattern_wildcards is {}",
+            limits.max_pattern_wildcards
+        ));
+    }
+    Ok(())
 }
 
 /// `*` is a friendlier spelling of `%` in patterns (no percent-escape

@@ -12,7 +12,7 @@ mod selection;
 #[cfg(test)]
 mod tests;
 
-pub use filter::{Filter, MAX_LIST_ITEMS};
+pub use filter::Filter;
 pub use order::OrderKey;
 pub use selection::{Embed, Selection};
 
@@ -25,11 +25,26 @@ use filter::plan_filter;
 use order::plan_order;
 use selection::plan_selection;
 
-/// Page sizes, from the config.
+/// What one read may ask for (`limits.*` in the config). Every bound is
+/// checked here, before any SQL exists, and a refusal names its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Rows per page when `limit` is not given.
     pub default_limit: u64,
     pub max_limit: u64,
+    /// The deepest row a `page` may start at; deeper, cursors (cheap at
+    /// any depth) are the way.
+    pub max_offset: u64,
+    /// Relations in one `include` path (`user.orders` is 2).
+    pub max_include_depth: usize,
+    /// Filter conditions in one request.
+    pub max_filters: usize,
+    /// Values in one `in` or `nin` list.
+    pub max_list_values: usize,
+    /// Characters in one `like` or `ilike` pattern.
+    pub max_pattern_length: usize,
+    /// Wildcards (`*`, `%`, `_`) in one pattern.
+    pub max_pattern_wildcards: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +52,12 @@ impl Default for Limits {
         Limits {
             default_limit: 20,
             max_limit: 1000,
+            max_offset: 100_000,
+            max_include_depth: 3,
+            max_filters: 32,
+            max_list_values: 1000,
+            max_pattern_length: 200,
+            max_pattern_wildcards: 10,
         }
     }
 }
@@ -208,7 +229,7 @@ pub fn plan_read(
         .map_err(|detail| QueryError::new(ErrorKind::InvalidValue, "id", detail))?;
     let Some(relation_name) = request.relation else {
         reject_collection_parameters(params, &format!("/v1/{}/{id}", resource.name))?;
-        let selection = plan_selection(schema, resource, params)?;
+        let selection = plan_selection(schema, resource, params, limits)?;
         return Ok(ReadPlan::Single(SinglePlan {
             resource: resource.name.clone(),
             selection,
@@ -250,7 +271,7 @@ pub fn plan_read(
                 params,
                 &format!("/v1/{}/{id}/{relation_name}", resource.name),
             )?;
-            let selection = plan_selection(schema, target, params)?;
+            let selection = plan_selection(schema, target, params, limits)?;
             Ok(ReadPlan::Single(SinglePlan {
                 resource: target.name.clone(),
                 selection,
@@ -308,15 +329,32 @@ fn plan_collection(
     cursors: &CursorCodec,
 ) -> Result<ReadPlan, QueryErrors> {
     let mut errors = QueryErrors::default();
-    let selection = plan_selection(schema, resource, params).unwrap_or_else(|e| {
+    let selection = plan_selection(schema, resource, params, limits).unwrap_or_else(|e| {
         errors.0.extend(e.0);
         Selection::default()
     });
-    let filters: Vec<Filter> = params
-        .filters
-        .iter()
-        .filter_map(|raw| plan_filter(resource, raw).map_err(|e| errors.push(e)).ok())
-        .collect();
+    let filters: Vec<Filter> = if params.filters.len() > limits.max_filters {
+        errors.push(QueryError::new(
+            ErrorKind::LimitExceeded,
+            params.filters[limits.max_filters].parameter.as_str(),
+            format!(
+                "{} filter conditions, and limits.max_filters is {}: filter on fewer columns, or use [in] for many values of one",
+                params.filters.len(),
+                limits.max_filters
+            ),
+        ));
+        Vec::new()
+    } else {
+        params
+            .filters
+            .iter()
+            .filter_map(|raw| {
+                plan_filter(resource, raw, limits)
+                    .map_err(|e| errors.push(e))
+                    .ok()
+            })
+            .collect()
+    };
     let order = plan_order(resource, params.sort.as_deref()).unwrap_or_else(|e| {
         errors.0.extend(e.0);
         Vec::new()
@@ -356,12 +394,18 @@ fn plan_collection(
             "page",
             "page numbers start at 1",
         )),
-        (Some(page), None) => match (page - 1).checked_mul(limit).filter(|o| *o <= i64::MAX as u64) {
-            Some(_) => plan.window.position = Position::Page(page),
-            None => errors.push(QueryError::new(
-                ErrorKind::InvalidValue,
+        (Some(page), None) => match (page - 1).checked_mul(limit) {
+            Some(offset) if offset <= limits.max_offset => {
+                plan.window.position = Position::Page(page)
+            }
+            _ => errors.push(QueryError::new(
+                ErrorKind::LimitExceeded,
                 "page",
-                format!("page {page} is beyond any table"),
+                format!(
+                    "page {page} of {limit} rows starts deeper than limits.max_offset ({} rows); \
+                     walk deep with cursors instead: follow links.next (meta.next_cursor), which costs the same at any depth",
+                    limits.max_offset
+                ),
             )),
         },
         (None, Some(_)) if !plan.cursors => errors.push(QueryError::new(

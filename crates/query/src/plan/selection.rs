@@ -1,6 +1,7 @@
 //! The selection tree: which columns (`fields`) and which embedded
 //! relations (`include`) an answer renders, at every level.
 
+use super::Limits;
 use crate::error::{ErrorKind, QueryError, QueryErrors, did_you_mean};
 use crate::params::QueryParams;
 use crate::schema::{Column, Relation, Resource, Schema};
@@ -30,10 +31,25 @@ pub(super) fn plan_selection(
     schema: &Schema,
     resource: &Resource,
     params: &QueryParams,
+    limits: &Limits,
 ) -> Result<Selection, QueryErrors> {
     let mut errors = QueryErrors::default();
     let mut root = Node::default();
     for path in &params.include {
+        let depth = path.split('.').count();
+        if depth > limits.max_include_depth {
+            errors.push(QueryError::new(
+                ErrorKind::LimitExceeded,
+                "include",
+                format!(
+                    "'{}' goes {depth} relations deep, and limits.max_include_depth is {}: \
+                     include fewer levels, and read deeper rows with their own requests",
+                    shorten(path),
+                    limits.max_include_depth
+                ),
+            ));
+            continue;
+        }
         let mut node = &mut root;
         let mut at = resource;
         for (depth, name) in path.split('.').enumerate() {
@@ -185,5 +201,13 @@ impl Node {
             })
             .collect();
         Selection { columns, embeds }
+    }
+}
+
+/// Client text as an error message quotes it: at most 64 characters.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
     }
 }

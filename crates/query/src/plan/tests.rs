@@ -246,3 +246,65 @@ fn cursors_are_bound_to_sort_and_filters() {
         assert_eq!(errors.primary_kind(), ErrorKind::InvalidCursor, "{other}");
     }
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Query strings made of the pieces the grammar uses, in any order and
+    /// number, so that the fuzzer reaches deep into planning.
+    fn query_string() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("fields".to_string()),
+            Just("include".to_string()),
+            Just("sort".to_string()),
+            Just("limit".to_string()),
+            Just("page".to_string()),
+            Just("cursor".to_string()),
+            Just("count".to_string()),
+            Just("name".to_string()),
+            Just("price[gte]".to_string()),
+            Just("id[in]".to_string()),
+            Just("status[like]".to_string()),
+            Just("user.name".to_string()),
+            "[a-z_\\[\\]%.]{0,12}",
+        ];
+        let value = prop_oneof![
+            "[a-z_.,*\\-\"\\\\%0-9]{0,24}",
+            Just("user.orders.user.orders".to_string()),
+            Just("-price,name_desc".to_string()),
+            Just("18446744073709551615".to_string()),
+            Just("%ff%00".to_string()),
+        ];
+        proptest::collection::vec((key, value), 0..12).prop_map(|pairs| {
+            pairs
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any query string, on any route, is planned or refused with
+        /// errors: never a panic.
+        #[test]
+        fn any_query_string_is_planned_or_refused(
+            query in prop_oneof![query_string(), ".{0,200}"],
+            route in 0usize..4,
+        ) {
+            let (resource, id, relation) = [
+                ("products", None, None),
+                ("orders", Some("5"), None),
+                ("users", Some("7"), Some("orders")),
+                ("orders", Some("x"), Some("user")),
+            ][route];
+            match plan(resource, id, relation, &query) {
+                Ok(_) => {}
+                Err(errors) => prop_assert!(!errors.0.is_empty()),
+            }
+        }
+    }
+}

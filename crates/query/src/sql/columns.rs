@@ -5,7 +5,9 @@
 
 use super::{Dialect, Sql, Writer};
 use crate::plan::{Embed, Selection};
-use crate::rows::{Cell, EmbedShape, Field, Related, Rows, Shape, join_values, member_key};
+use crate::rows::{
+    Cell, EmbedShape, Exceeded, Field, Related, Rows, Shape, join_values, member_key,
+};
 use crate::schema::{Cardinality, Column, ColumnKind};
 use crate::value::SqlValue;
 
@@ -44,8 +46,9 @@ impl EmbedQuery {
         &self.text
     }
 
-    /// The statement for these join values (distinct, not null).
-    pub fn sql(&self, values: &[Cell]) -> Sql {
+    /// The statement for these join values (distinct, not null), returning
+    /// at most `max_rows` rows.
+    pub fn sql(&self, values: &[Cell], max_rows: usize) -> Sql {
         let list = match self.dialect {
             // json_each(?1) over a JSON array
             Dialect::Sqlite => {
@@ -77,7 +80,7 @@ impl EmbedQuery {
         };
         Sql {
             text: self.text.clone(),
-            params: vec![SqlValue::Text(list)],
+            params: vec![SqlValue::Text(list), SqlValue::Integer(max_rows as i64)],
         }
     }
 }
@@ -196,10 +199,12 @@ fn embed_level(embed: &Embed, parent_cell: usize, dialect: Dialect) -> (EmbedSha
     w.column(&alias, &embed.remote.name);
     match dialect {
         Dialect::Sqlite => w.push(" IN (SELECT value FROM json_each(?1))"),
+        // The list arrives as one text parameter; unnest casts it once (a
+        // cast inside `= ANY(...)` ran for every row of a sequential scan).
         Dialect::Postgres => {
-            w.push(" = ANY($1::");
+            w.push(" IN (SELECT unnest($1::");
             w.type_name(&embed.remote.db_type);
-            w.push("[])");
+            w.push("[]))");
         }
     }
     // Rows are grouped by join value in the order they come, so ordering by
@@ -213,6 +218,11 @@ fn embed_level(embed: &Embed, parent_cell: usize, dialect: Dialect) -> (EmbedSha
             w.column(&alias, &key.name);
         }
     }
+    // the row budget: one more than may be used tells that it was passed
+    w.push(match dialect {
+        Dialect::Sqlite => " LIMIT ?2",
+        Dialect::Postgres => " LIMIT $2::\"pg_catalog\".\"int8\"",
+    });
     let shape = EmbedShape {
         key: member_key(&embed.relation.name),
         cardinality: embed.relation.cardinality,
@@ -230,11 +240,13 @@ fn embed_level(embed: &Embed, parent_cell: usize, dialect: Dialect) -> (EmbedSha
 
 /// Fetches the related rows of every embed, level by level: one statement
 /// per embed and level, for all the parent rows at once. `fetch` runs a
-/// statement (the caller owns the connection).
-pub fn fetch_related<E>(
+/// statement (the caller owns the connection). `rows_left` is what the
+/// answer's budget still allows; a level that would pass it is refused.
+pub fn fetch_related<E: From<Exceeded>>(
     queries: &[EmbedQuery],
     shapes: &[EmbedShape],
     parents: &[Vec<Cell>],
+    rows_left: &mut usize,
     fetch: &mut impl FnMut(&Sql) -> Result<Rows, E>,
 ) -> Result<Vec<Related>, E> {
     queries
@@ -245,12 +257,23 @@ pub fn fetch_related<E>(
             let rows = if values.is_empty() {
                 Vec::new()
             } else {
-                fetch(&query.sql(&values))?
+                fetch(&query.sql(&values, *rows_left + 1))?
             };
+            *rows_left = take_rows(*rows_left, rows.len())?;
             let mut related = Related::new(rows, shape.child_cell);
-            related.nested =
-                fetch_related(&query.nested, &shape.shape.embeds, &related.rows, fetch)?;
+            related.nested = fetch_related(
+                &query.nested,
+                &shape.shape.embeds,
+                &related.rows,
+                rows_left,
+                fetch,
+            )?;
             Ok(related)
         })
         .collect()
+}
+
+/// What is left of a row budget after `taken` more rows; refused past it.
+pub fn take_rows(left: usize, taken: usize) -> Result<usize, Exceeded> {
+    left.checked_sub(taken).ok_or(Exceeded::Rows)
 }

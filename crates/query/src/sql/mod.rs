@@ -13,9 +13,9 @@ mod columns;
 mod select;
 mod write;
 
-pub use columns::{EmbedQuery, fetch_related};
+pub use columns::{EmbedQuery, fetch_related, take_rows};
 pub use select::{ReadSql, render_collection, render_single};
-pub use write::{WriteSql, render_write};
+pub use write::{CurrentRow, WriteSql, render_write};
 
 use crate::schema::Column;
 use crate::value::SqlValue;

@@ -40,7 +40,7 @@ fn render(path: &str, query: &str, dialect: Dialect) -> String {
     // each embed level, for the join values 1 and 2
     fn levels(embeds: &[EmbedQuery], out: &mut Vec<Sql>) {
         for embed in embeds {
-            out.push(embed.sql(&[crate::rows::Cell::Int(1), crate::rows::Cell::Int(2)]));
+            out.push(embed.sql(&[crate::rows::Cell::Int(1), crate::rows::Cell::Int(2)], 100));
             levels(&embed.nested, out);
         }
     }
@@ -129,21 +129,21 @@ fn q5_embeds_one_statement_per_level() {
         expect![[r#"
             SELECT t0."id", t0."user_id" FROM "orders" t0 ORDER BY t0."id" LIMIT ?1
               -- [Integer(51)]
-            SELECT t0."name", t0."id" FROM "users" t0 WHERE t0."id" IN (SELECT value FROM json_each(?1))
-              -- [Text("[1,2]")]
-            SELECT t0."id", t0."order_id", t0."product_id", t0."quantity", t0."unit_price" FROM "order_items" t0 WHERE t0."order_id" IN (SELECT value FROM json_each(?1)) ORDER BY t0."id"
-              -- [Text("[1,2]")]
-            SELECT t0."name", t0."id" FROM "products" t0 WHERE t0."id" IN (SELECT value FROM json_each(?1))
-              -- [Text("[1,2]")]"#]],
+            SELECT t0."name", t0."id" FROM "users" t0 WHERE t0."id" IN (SELECT value FROM json_each(?1)) LIMIT ?2
+              -- [Text("[1,2]"), Integer(100)]
+            SELECT t0."id", t0."order_id", t0."product_id", t0."quantity", t0."unit_price" FROM "order_items" t0 WHERE t0."order_id" IN (SELECT value FROM json_each(?1)) ORDER BY t0."id" LIMIT ?2
+              -- [Text("[1,2]"), Integer(100)]
+            SELECT t0."name", t0."id" FROM "products" t0 WHERE t0."id" IN (SELECT value FROM json_each(?1)) LIMIT ?2
+              -- [Text("[1,2]"), Integer(100)]"#]],
         expect![[r#"
             SELECT t0."id", t0."user_id" FROM "orders" t0 ORDER BY t0."id" LIMIT $1::"pg_catalog"."int8"
               -- [Integer(51)]
-            SELECT t0."name", t0."id" FROM "users" t0 WHERE t0."id" = ANY($1::"pg_catalog"."int4"[])
-              -- [Text("{\"1\",\"2\"}")]
-            SELECT t0."id", t0."order_id", t0."product_id", t0."quantity", t0."unit_price"::text FROM "order_items" t0 WHERE t0."order_id" = ANY($1::"pg_catalog"."int4"[]) ORDER BY t0."id"
-              -- [Text("{\"1\",\"2\"}")]
-            SELECT t0."name", t0."id" FROM "products" t0 WHERE t0."id" = ANY($1::"pg_catalog"."int4"[])
-              -- [Text("{\"1\",\"2\"}")]"#]],
+            SELECT t0."name", t0."id" FROM "users" t0 WHERE t0."id" IN (SELECT unnest($1::"pg_catalog"."int4"[])) LIMIT $2::"pg_catalog"."int8"
+              -- [Text("{\"1\",\"2\"}"), Integer(100)]
+            SELECT t0."id", t0."order_id", t0."product_id", t0."quantity", t0."unit_price"::text FROM "order_items" t0 WHERE t0."order_id" IN (SELECT unnest($1::"pg_catalog"."int4"[])) ORDER BY t0."id" LIMIT $2::"pg_catalog"."int8"
+              -- [Text("{\"1\",\"2\"}"), Integer(100)]
+            SELECT t0."name", t0."id" FROM "products" t0 WHERE t0."id" IN (SELECT unnest($1::"pg_catalog"."int4"[])) LIMIT $2::"pg_catalog"."int8"
+              -- [Text("{\"1\",\"2\"}"), Integer(100)]"#]],
     );
 }
 

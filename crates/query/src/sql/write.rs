@@ -18,6 +18,17 @@ pub struct WriteSql {
     pub statements: Vec<Sql>,
     /// How a returned row becomes JSON; `shape.keys` holds the row's key.
     pub shape: Shape,
+    /// For a write to one row by key: that row as a GET renders it, read
+    /// first in the same transaction (and locked, on PostgreSQL), so that
+    /// preconditions are checked against what is stored.
+    pub current: Option<CurrentRow>,
+}
+
+/// A statement that reads the row a write targets, and its shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrentRow {
+    pub sql: Sql,
+    pub shape: Shape,
 }
 
 pub fn render_write(plan: &WritePlan, resource: &Resource, dialect: Dialect) -> WriteSql {
@@ -85,9 +96,43 @@ pub fn render_write(plan: &WritePlan, resource: &Resource, dialect: Dialect) -> 
             vec![w.finish()]
         }
     };
+    let current = match &plan.action {
+        WriteAction::Update { key, .. } | WriteAction::Delete { key } => {
+            Some(current_row(plan, resource, key, dialect))
+        }
+        WriteAction::Insert { .. } => None,
+    };
     WriteSql {
         table: plan.resource.clone(),
         statements,
+        shape,
+        current,
+    }
+}
+
+/// `SELECT` every column of the target row, as `GET /v1/{table}/{key}` does.
+fn current_row(
+    plan: &WritePlan,
+    resource: &Resource,
+    key: &SqlValue,
+    dialect: Dialect,
+) -> CurrentRow {
+    let every_column = Selection {
+        columns: resource.columns.clone(),
+        embeds: Vec::new(),
+    };
+    let (cells, shape, _) = columns::level(&every_column, &[&plan.key], None);
+    let mut w = Writer::new(dialect);
+    w.push("SELECT ");
+    w.select_list(&cells, &quoted(&plan.resource));
+    w.push(" FROM ");
+    w.ident(&plan.resource);
+    w.where_key(plan, key);
+    if dialect == Dialect::Postgres {
+        w.push(" FOR UPDATE");
+    }
+    CurrentRow {
+        sql: w.finish(),
         shape,
     }
 }
@@ -138,9 +183,11 @@ mod tests {
             },
         )
         .unwrap();
-        render_write(&plan, schema.resource("orders").unwrap(), dialect)
-            .statements
+        let sql = render_write(&plan, schema.resource("orders").unwrap(), dialect);
+        sql.current
             .iter()
+            .map(|current| &current.sql)
+            .chain(&sql.statements)
             .map(|s| format!("{}\n  -- {:?}", s.text, s.params))
             .collect::<Vec<_>>()
             .join("\n")
@@ -166,6 +213,8 @@ mod tests {
             Dialect::Postgres,
         ));
         expect_test::expect![[r#"
+            SELECT "orders"."id", "orders"."user_id", "orders"."status", "orders"."total"::text, to_json("orders"."created_at")#>>'{}', to_json("orders"."updated_at")#>>'{}' FROM "orders" WHERE "orders"."id" = $1::"pg_catalog"."int4" FOR UPDATE
+              -- [Integer(9)]
             UPDATE "orders" SET "status" = $1::"pg_catalog"."text" WHERE "orders"."id" = $2::"pg_catalog"."int4" RETURNING "orders"."id", "orders"."user_id", "orders"."status", "orders"."total"::text, to_json("orders"."created_at")#>>'{}', to_json("orders"."updated_at")#>>'{}'
               -- [Text("shipped"), Integer(9)]"#]].assert_eq(&render(
             WriteMethod::Patch,
@@ -174,6 +223,8 @@ mod tests {
             Dialect::Postgres,
         ));
         expect_test::expect![[r#"
+            SELECT "orders"."id", "orders"."user_id", "orders"."status", "orders"."total", "orders"."created_at", "orders"."updated_at" FROM "orders" WHERE "orders"."id" = ?1
+              -- [Integer(9)]
             DELETE FROM "orders" WHERE "orders"."id" = ?1 RETURNING "orders"."id"
               -- [Integer(9)]"#]]
         .assert_eq(&render(WriteMethod::Delete, Some("9"), "", Dialect::Sqlite));
