@@ -138,11 +138,11 @@ fn q5_embeds_one_statement_per_level() {
         expect![[r#"
             SELECT t0."id", t0."user_id" FROM "orders" t0 ORDER BY t0."id" LIMIT $1::"pg_catalog"."int8"
               -- [Integer(51)]
-            SELECT t0."name", t0."id" FROM "users" t0 WHERE t0."id" IN (SELECT unnest($1::"pg_catalog"."int4"[])) LIMIT $2::"pg_catalog"."int8"
+            SELECT t0."name", t0."id" FROM "users" t0 WHERE t0."id" = ANY(ARRAY(SELECT unnest($1::"pg_catalog"."int4"[]))) LIMIT $2::"pg_catalog"."int8"
               -- [Text("{\"1\",\"2\"}"), Integer(100)]
-            SELECT t0."id", t0."order_id", t0."product_id", t0."quantity", t0."unit_price"::text FROM "order_items" t0 WHERE t0."order_id" IN (SELECT unnest($1::"pg_catalog"."int4"[])) ORDER BY t0."id" LIMIT $2::"pg_catalog"."int8"
+            SELECT t0."id", t0."order_id", t0."product_id", t0."quantity", t0."unit_price"::text FROM "order_items" t0 WHERE t0."order_id" = ANY(ARRAY(SELECT unnest($1::"pg_catalog"."int4"[]))) ORDER BY t0."id" LIMIT $2::"pg_catalog"."int8"
               -- [Text("{\"1\",\"2\"}"), Integer(100)]
-            SELECT t0."name", t0."id" FROM "products" t0 WHERE t0."id" IN (SELECT unnest($1::"pg_catalog"."int4"[])) LIMIT $2::"pg_catalog"."int8"
+            SELECT t0."name", t0."id" FROM "products" t0 WHERE t0."id" = ANY(ARRAY(SELECT unnest($1::"pg_catalog"."int4"[]))) LIMIT $2::"pg_catalog"."int8"
               -- [Text("{\"1\",\"2\"}"), Integer(100)]"#]],
     );
 }
