@@ -15,7 +15,9 @@ everything else on CPU 1) over the demo shop at scale 1, and:
      (`products?limit=1000&include=order_items.order.order_items`);
    - 8 clients asking for an expensive embed and hanging up after 100 ms;
    - 16 clients paging deep through `order_items` sorted by an unindexed column;
-   - 1,500 slowloris connections (headers dribbled in, or nothing at all);
+   - 400 slowloris connections (headers dribbled in, or nothing at all;
+     --slowloris 1500 fills the connection cap, and then every new
+     connection, the other attackers' included, is answered 503);
    - 150 hits on Q7 with br (background recompression) and 5,400 distinct
      URLs asked with gzip and with br (the cache's byte bound);
 3. SIGTERM while the attack is still in flight: how long until brisk exits.
@@ -72,12 +74,14 @@ class Rss:
 
     def __init__(self, pid: int):
         self.pid, self.peak, self.running = pid, 0, True
+        self.peak_anon = 0
         self.thread = threading.Thread(target=self.sample, daemon=True)
         self.thread.start()
 
     def sample(self) -> None:
         while self.running:
             self.peak = max(self.peak, rss_kib(self.pid, "VmRSS"))
+            self.peak_anon = max(self.peak_anon, rss_kib(self.pid, "RssAnon"))
             time.sleep(0.1)
 
     def stop(self) -> int:
@@ -199,19 +203,21 @@ def distinct_urls(count: int) -> list[str]:
     return urls
 
 
-async def ask_all(urls: list[str], encodings: list[str], statuses: Counter, name: str, parallel: int = 8) -> None:
+async def ask_all(
+    urls: list[str], encodings: list[str], statuses: Counter, name: str, parallel: int = 8, stop: asyncio.Event | None = None
+) -> None:
     queue = [(u, e) for u in urls for e in encodings]
     random.Random(7).shuffle(queue)
 
     async def worker() -> None:
-        while queue:
+        while queue and not (stop and stop.is_set()):
             url, encoding = queue.pop()
             statuses[(name, await http(HOST, PORT, get(url, encoding)))] += 1
 
     await asyncio.gather(*(worker() for _ in range(parallel)))
 
 
-async def attack(stop: asyncio.Event, statuses: Counter) -> None:
+async def attack(stop: asyncio.Event, statuses: Counter, args_slowloris: int) -> None:
     bomb = "/v1/orders?include=" + ".".join(["user.orders"] * 40)
     filters = "/v1/users?" + "&".join(f"name[ne]=x{i}" for i in range(2000))
     bad_sort = "/v1/users?sort=" + ",".join(f"nope{i}" for i in range(2500))
@@ -235,9 +241,9 @@ async def attack(stop: asyncio.Event, statuses: Counter) -> None:
     for _ in range(16):
         tasks.append(repeat(stop, statuses, "deep unindexed pages", lambda: get(
             f"/v1/order_items?sort=unit_price&limit=50&page={rng.randint(1, 2000)}")))
-    tasks.append(slowloris(stop, statuses, 1500))
-    tasks.append(ask_all(["/v1/products?limit=1000"] * 150, ["br"], statuses, "Q7 br x150", parallel=2))
-    tasks.append(ask_all(distinct_urls(5400), ["gzip", "br"], statuses, "5,400 distinct URLs"))
+    tasks.append(slowloris(stop, statuses, args_slowloris))
+    tasks.append(ask_all(["/v1/products?limit=1000"] * 150, ["br"], statuses, "Q7 br x150", 2, stop))
+    tasks.append(ask_all(distinct_urls(5400), ["gzip", "br"], statuses, "5,400 distinct URLs", 8, stop))
     await asyncio.gather(*tasks)
 
 
@@ -258,9 +264,11 @@ def run_database(database: str, url: str, args: argparse.Namespace) -> dict:
             stop = asyncio.Event()
 
             async def attack_then_stop() -> None:
-                runner = asyncio.create_task(attack(stop, statuses))
+                runner = asyncio.create_task(attack(stop, statuses, args.slowloris))
                 await asyncio.sleep(args.duration + 2)
-                # SIGTERM with the attack in flight
+                # SIGTERM with the attack in flight; what the attackers get
+                # once brisk is gone (connection refused) is not counted
+                counted = Counter(statuses)
                 started = time.monotonic()
                 server.process.send_signal(signal.SIGTERM)
                 exited = await asyncio.to_thread(server.process.wait, 60)
@@ -271,6 +279,8 @@ def run_database(database: str, url: str, args: argparse.Namespace) -> dict:
                     await asyncio.wait_for(runner, 10)
                 except asyncio.TimeoutError:
                     runner.cancel()
+                statuses.clear()
+                statuses.update(counted)
 
             asyncio.run(attack_then_stop())
             result["statuses"] = statuses
@@ -281,6 +291,7 @@ def run_database(database: str, url: str, args: argparse.Namespace) -> dict:
             "uncached": wrk_result(f"{database}-{phase}-uncached"),
         }
     result["peak_rss_mib"] = rss.stop() / 1024
+    result["peak_anon_mib"] = rss.peak_anon / 1024
     return result
 
 
@@ -291,7 +302,7 @@ def steady_memory(database: str, url: str, cache_env: dict[str, str]) -> float:
     statuses: Counter = Counter()
     asyncio.run(ask_all(distinct_urls(5400), ["gzip", "br"], statuses, "steady"))
     time.sleep(1)
-    rss = rss_kib(server.process.pid, "VmRSS") / 1024
+    rss = rss_kib(server.process.pid, "RssAnon") / 1024
     load.stop_server(server)
     return rss
 
@@ -304,7 +315,7 @@ def report(results: list[dict], steady: dict, args: argparse.Namespace, started:
         f"- brisk commit {load.git_commit()}, release build; {load.machine()}",
         f"- server pinned to CPU 0 with its defaults (cache.max_bytes 256 MiB); wrk (2 x `-t1 -c4 -d{args.duration}s`) and the attackers on CPU 1",
         "",
-        "| database | peak RSS (MiB) | cached p50 / p99 ms, alone | under attack | uncached p50 / p99 ms, alone | under attack | normal traffic 5xx (alone / attack) | SIGTERM to exit (s), exit code |",
+        "| database | peak RSS, of it anonymous (MiB) | cached p50 / p99 ms, alone | under attack | uncached p50 / p99 ms, alone | under attack | normal traffic 5xx (alone / attack) | SIGTERM to exit (s), exit code |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -313,7 +324,7 @@ def report(results: list[dict], steady: dict, args: argparse.Namespace, started:
             return f"{w.get('p50_ms', 0):.2f} / {w.get('p99_ms', 0):.2f}"
 
         lines.append(
-            f"| {r['database']} | {r['peak_rss_mib']:.0f} | {ms('baseline', 'cached')} | {ms('attack', 'cached')} "
+            f"| {r['database']} | {r['peak_rss_mib']:.0f}, {r['peak_anon_mib']:.0f} | {ms('baseline', 'cached')} | {ms('attack', 'cached')} "
             f"| {ms('baseline', 'uncached')} | {ms('attack', 'uncached')} "
             f"| {r['baseline']['cached']['non_2xx'] + r['baseline']['uncached']['non_2xx']} / "
             f"{r['attack']['cached']['non_2xx'] + r['attack']['uncached']['non_2xx']} "
@@ -330,7 +341,7 @@ def report(results: list[dict], steady: dict, args: argparse.Namespace, started:
             lines.append(f"- {name}: {', '.join(counts)}")
         lines.append("")
     if steady:
-        lines += ["Memory in steady use (RSS after 5,400 distinct URLs, each with gzip and with br):", ""]
+        lines += ["Memory in steady use (anonymous RSS, without the mapped files, after 5,400 distinct URLs, each with gzip and with br):", ""]
         lines += ["| database | cache off | cache.max_bytes 16 MiB | difference |", "|---|---:|---:|---:|"]
         for database, (off, on) in steady.items():
             lines.append(f"| {database} | {off:.0f} MiB | {on:.0f} MiB | {on - off:+.0f} MiB |")
@@ -344,6 +355,13 @@ def main() -> int:
     parser.add_argument("--max-load", type=float, default=1.0)
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument("--no-steady", action="store_true", help="skip the steady-memory runs")
+    parser.add_argument(
+        "--slowloris",
+        type=int,
+        default=400,
+        help="slow connections (default 400, under http.max_connections = 512, so that the other attacks get in; "
+        "past the cap every new connection is answered 503)",
+    )
     parser.add_argument("--pg-url", default="postgres://root@127.0.0.1:5432/brisk_bench")
     parser.add_argument("--pg-admin-db", default="test")
     args = parser.parse_args()

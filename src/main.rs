@@ -7,8 +7,13 @@ use std::time::Duration;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    // Blocking threads run SQLite statements and large compressions: the
+    // database gate bounds the first, so a few dozen suffice, and idle ones
+    // leave soon (each holds on to memory it freed while it lives).
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(32)
+        .thread_keep_alive(Duration::from_secs(1))
         .build()
         .expect("the operating system starts threads");
     let outcome = runtime.block_on(brisk::cli::run(brisk::cli::Cli::parse()));
