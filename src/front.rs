@@ -316,3 +316,42 @@ impl MakeRequestId for SequentialIds {
             .map(RequestId::new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panic_before_or_while_answering_is_a_500_problem() {
+        let panics_in_call = Finish {
+            inner: tower::service_fn(|_: Request| -> Ready<Result<Response, Infallible>> {
+                panic!("in call")
+            }),
+        };
+        let panics_in_future = Finish {
+            inner: tower::service_fn(|_: Request| async {
+                panic!("in the future");
+                #[allow(unreachable_code)]
+                Ok::<Response, Infallible>(Response::default())
+            }),
+        };
+        let request = || Request::new(axum::body::Body::empty());
+        for response in [
+            panics_in_call.oneshot(request()).await.unwrap(),
+            panics_in_future.oneshot(request()).await.unwrap(),
+        ] {
+            assert_eq!(response.status(), 500);
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "application/problem+json"
+            );
+            assert_eq!(
+                response.headers()[header::X_CONTENT_TYPE_OPTIONS],
+                "nosniff"
+            );
+            let cause = response.extensions().get::<Cause>().unwrap();
+            assert!(cause.message.contains("panicked: in "), "{}", cause.message);
+        }
+    }
+}
