@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 /// The grid: coding, levels. The first level of each list named in
 /// `DEFAULTS` is brisk's default.
 const GRID: &[(Coding, &[i32])] = &[
-    (Coding::Gzip, &[1, 4, 6, 9]),
-    (Coding::Deflate, &[6]),
-    (Coding::Br, &[1, 4, 5, 6, 9, 11]),
-    (Coding::Zstd, &[1, 3, 6, 9, 19]),
+    (Coding::Gzip, &[1, 2, 3, 4, 6, 9]),
+    (Coding::Deflate, &[1, 6]),
+    (Coding::Br, &[1, 2, 3, 4, 5, 11]),
+    (Coding::Zstd, &[1, 2, 3, 6, 19]),
 ];
 
 /// brisk's default levels (docs/configuration.md).

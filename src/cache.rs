@@ -13,7 +13,7 @@
 
 use crate::conditional::Etag;
 use crate::config::{CachePolicy, CacheSettings};
-use crate::encoding::Coding;
+use crate::encoding::{Coding, Codings};
 use crate::validators::Lifetime;
 use crate::versions::Snapshot;
 use axum::http::HeaderValue;
@@ -145,6 +145,17 @@ impl Entry {
 
     pub fn set_variant(&self, coding: Coding, variant: Variant) {
         self.variants.write().expect("variants lock")[coding.index()] = Some(variant);
+    }
+
+    /// The coding, of `codings`, whose variant is smallest, if any is made.
+    pub fn smallest_variant(&self, codings: Codings) -> Option<Coding> {
+        let variants = self.variants.read().expect("variants lock");
+        Coding::ALL
+            .into_iter()
+            .filter(|c| codings.contains(*c))
+            .filter_map(|c| variants[c.index()].as_ref().map(|v| (c, v.bytes.len())))
+            .min_by_key(|(_, size)| *size)
+            .map(|(c, _)| c)
     }
 
     /// The codings made so far.

@@ -338,15 +338,22 @@ async fn serve_entry(
     entry_response(state, entry, request.headers, variant, timing)
 }
 
-/// The coding an entry goes out in for this client, if any.
+/// The coding an entry goes out in for this client, if any: of the codings
+/// the client weighs highest, the smallest one the entry holds already, else
+/// the cheapest to make.
 fn chosen_coding(
     state: &AppState,
     entry: &Entry,
     accept: Option<AcceptEncoding>,
 ) -> Option<Coding> {
+    let accept = accept?;
     let compressible = entry.identity.len() >= state.compression.min_bytes;
-    match accept.map_or(Negotiated::Identity, |a| a.choose(compressible)) {
-        Negotiated::Encode(coding) => Some(coding),
+    match accept.choose(compressible) {
+        Negotiated::Encode(cheapest) => Some(
+            entry
+                .smallest_variant(accept.alike(cheapest))
+                .unwrap_or(cheapest),
+        ),
         _ => None,
     }
 }

@@ -283,9 +283,9 @@ impl Default for CompressionConfig {
         CompressionConfig {
             min_bytes: 1024,
             zstd_level: 3,
-            br_level: 4,
-            gzip_level: 6,
-            deflate_level: 6,
+            br_level: 2,
+            gzip_level: 1,
+            deflate_level: 1,
             recompress_after_hits: 100,
             recompress_max_bytes: 1024 * 1024,
             recompress_cpu_percent: 10,

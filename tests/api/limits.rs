@@ -320,7 +320,7 @@ on_both! {
             .to_str()
             .unwrap()
             .to_string();
-        assert!(etag.ends_with("-br4\""), "left at the default level: {etag}");
+        assert!(etag.ends_with("-br2\""), "left at the default level: {etag}");
     }
 
     async fn sigterm_finishes_within_the_grace_period(backend: Backend) {
