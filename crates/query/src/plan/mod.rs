@@ -90,6 +90,8 @@ pub struct CollectionPlan {
     pub count: bool,
     /// Whether the order is unique, so keyset cursors are exact.
     pub cursors: bool,
+    /// The primary key's columns (none for views and key-less tables).
+    pub key: Vec<Column>,
 }
 
 /// One row: `/v1/{resource}/{id}` or a to-one `/v1/{resource}/{id}/{relation}`.
@@ -382,6 +384,11 @@ fn plan_collection(
         },
         count: params.count,
         cursors: resource.has_unique_order(),
+        key: if resource.has_unique_order() {
+            resource.tie_breakers().into_iter().cloned().collect()
+        } else {
+            Vec::new()
+        },
     };
     match (params.page, params.cursor.as_deref()) {
         (Some(_), Some(_)) => errors.push(QueryError::new(

@@ -43,24 +43,53 @@ pub fn render_collection(plan: &CollectionPlan, dialect: Dialect) -> ReadSql {
     w.push("SELECT ");
     w.select_list(&cells, &alias);
     w.from(&plan.resource, &alias);
-    let mut conditions = Conditions::default();
-    w.filters(plan, &alias, &mut conditions);
-    if let Position::Cursor(direction, values) = &plan.window.position {
-        conditions.next(&mut w);
-        w.keyset(&plan.order, values, *direction, &alias);
-    }
-    w.push(" ORDER BY ");
-    for (i, key) in plan.order.iter().enumerate() {
-        if i > 0 {
-            w.push(", ");
+    let offset = plan.window.offset();
+    if dialect == Dialect::Postgres && offset > 0 && !plan.key.is_empty() {
+        // A deferred join: PostgreSQL computes the select list (casts,
+        // to_json) for every row an OFFSET skips, so the offset walks the
+        // key alone and only the page's rows are read in full.
+        w.push(" JOIN (SELECT ");
+        let inner = w.alias();
+        for (i, key) in plan.key.iter().enumerate() {
+            if i > 0 {
+                w.push(", ");
+            }
+            w.column(&inner, &key.name);
         }
-        w.order_key(key, &alias, reverse);
-    }
-    w.push(" LIMIT ");
-    w.number(plan.window.limit + 1);
-    if plan.window.offset() > 0 {
+        w.from(&plan.resource, &inner);
+        w.filters(plan, &inner, &mut Conditions::default());
+        w.order_by(&plan.order, &inner, reverse);
+        w.push(" LIMIT ");
+        w.number(plan.window.limit + 1);
         w.push(" OFFSET ");
-        w.number(plan.window.offset());
+        w.number(offset);
+        w.push(") ");
+        let page = w.alias();
+        w.push(&page);
+        w.push(" ON ");
+        for (i, key) in plan.key.iter().enumerate() {
+            if i > 0 {
+                w.push(" AND ");
+            }
+            w.column(&alias, &key.name);
+            w.push(" = ");
+            w.column(&page, &key.name);
+        }
+        w.order_by(&plan.order, &alias, reverse);
+    } else {
+        let mut conditions = Conditions::default();
+        w.filters(plan, &alias, &mut conditions);
+        if let Position::Cursor(direction, values) = &plan.window.position {
+            conditions.next(&mut w);
+            w.keyset(&plan.order, values, *direction, &alias);
+        }
+        w.order_by(&plan.order, &alias, reverse);
+        w.push(" LIMIT ");
+        w.number(plan.window.limit + 1);
+        if offset > 0 {
+            w.push(" OFFSET ");
+            w.number(offset);
+        }
     }
     let count = plan.count.then(|| {
         let mut w = Writer::new(dialect);
@@ -140,6 +169,16 @@ impl Conditions {
 }
 
 impl Writer {
+    fn order_by(&mut self, order: &[OrderKey], alias: &str, reverse: bool) {
+        self.push(" ORDER BY ");
+        for (i, key) in order.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.order_key(key, alias, reverse);
+        }
+    }
+
     fn from(&mut self, table: &str, alias: &str) {
         self.push(" FROM ");
         self.ident(table);

@@ -80,7 +80,7 @@ fn q2_filtered_sorted_page() {
             SELECT t0."id", t0."name", t0."category", t0."price", t0."stock", t0."description", t0."created_at", t0."updated_at" FROM "products" t0 WHERE t0."category" = ?1 ORDER BY t0."price", t0."id" LIMIT ?2 OFFSET ?3
               -- [Text("electronics"), Integer(51), Integer(50)]"#]],
         expect![[r#"
-            SELECT t0."id", t0."name", t0."category", t0."price"::text, t0."stock", t0."description", to_json(t0."created_at")#>>'{}', to_json(t0."updated_at")#>>'{}' FROM "products" t0 WHERE t0."category" = $1::"pg_catalog"."text" ORDER BY t0."price", t0."id" LIMIT $2::"pg_catalog"."int8" OFFSET $3::"pg_catalog"."int8"
+            SELECT t0."id", t0."name", t0."category", t0."price"::text, t0."stock", t0."description", to_json(t0."created_at")#>>'{}', to_json(t0."updated_at")#>>'{}' FROM "products" t0 JOIN (SELECT t1."id" FROM "products" t1 WHERE t1."category" = $1::"pg_catalog"."text" ORDER BY t1."price", t1."id" LIMIT $2::"pg_catalog"."int8" OFFSET $3::"pg_catalog"."int8") t2 ON t0."id" = t2."id" ORDER BY t0."price", t0."id"
               -- [Text("electronics"), Integer(51), Integer(50)]"#]],
     );
 }
