@@ -14,6 +14,7 @@ use brisk_query::rows::Exceeded;
 use brisk_query::sql::{render_collection, render_single};
 use brisk_query::{QueryParams, plan_read};
 use bytes::Bytes;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What the path of a read names.
@@ -135,8 +136,8 @@ pub async fn execute(
     let db_error = |error| database_error(state, error);
     match &read.plan {
         ReadPlan::Collection(collection) => {
-            let sql = render_collection(collection, state.db.dialect());
-            let fetched = state.db.read(&sql, limits).await.map_err(db_error)?;
+            let sql = Arc::new(render_collection(collection, state.db.dialect()));
+            let fetched = state.db.read(sql, limits).await.map_err(db_error)?;
             if fetched.parent_missing {
                 return Err(parent_not_found(read));
             }
@@ -157,13 +158,13 @@ pub async fn execute(
             })
         }
         ReadPlan::Single(single) => {
-            let sql = render_single(single, state.db.dialect());
-            let fetched = state.db.read(&sql, limits).await.map_err(db_error)?;
-            let json = fetched.rows.into_iter().next().map(|row| row.json);
+            let sql = Arc::new(render_single(single, state.db.dialect()));
+            let fetched = state.db.read(sql, limits).await.map_err(db_error)?;
+            let body = envelope::single_page(fetched.rows);
             if fetched.parent_missing {
                 return Err(parent_not_found(read));
             }
-            if let (None, Locate::Key { column, .. }) = (&json, &single.locate) {
+            if let (None, Locate::Key { column, .. }) = (&body, &single.locate) {
                 return Err(ApiError::new(
                     Problem::RowNotFound,
                     format!(
@@ -175,7 +176,7 @@ pub async fn execute(
                 ));
             }
             Ok(Answer {
-                body: exact_bytes(envelope::single(json.as_deref())),
+                body: exact_bytes(body.unwrap_or_else(|| envelope::single(None))),
                 link: None,
                 db_time: fetched.db_time,
                 render_time: fetched.render_time,

@@ -11,7 +11,7 @@ mod sqlite;
 use crate::config::{DatabaseSettings, DatabaseUrl};
 use brisk_query::Dialect;
 use brisk_query::envelope::Row;
-use brisk_query::rows::{Budget, Exceeded};
+use brisk_query::rows::{Budget, Exceeded, Rendered};
 use brisk_query::schema::{ForeignKey, Resource};
 use brisk_query::sql::{ReadSql, WriteSql};
 use std::sync::Arc;
@@ -43,7 +43,7 @@ pub struct Introspection {
 /// The rows of a read, rendered, and what else the request asked for.
 #[derive(Debug)]
 pub struct ReadRows {
-    pub rows: Vec<Row>,
+    pub rows: Rendered,
     pub total: Option<u64>,
     /// A nested route whose parent row does not exist.
     pub parent_missing: bool,
@@ -181,10 +181,10 @@ impl Database {
     /// Runs a read: the rows, the count if asked, the parent check when
     /// there are no rows, one statement per embed level; renders the rows.
     /// Bounded by `limits`; dropping the future cancels the statements.
-    pub async fn read(&self, sql: &ReadSql, limits: ReadLimits) -> Result<ReadRows, DbError> {
+    pub async fn read(&self, sql: Arc<ReadSql>, limits: ReadLimits) -> Result<ReadRows, DbError> {
         let rows = match &self.backend {
             Backend::Sqlite(db) => db.read(sql, limits).await,
-            Backend::Postgres(db) => db.read(sql, limits).await,
+            Backend::Postgres(db) => db.read(&sql, limits).await,
         }?;
         self.statements
             .fetch_add(rows.statements, Ordering::Relaxed);

@@ -134,7 +134,7 @@ impl PostgresDb {
         cancel.disarm();
         let db_time = started.elapsed();
         let rendering = Instant::now();
-        let rows = rows::render(&sql.shape, &cells, &related, budget.max_bytes)
+        let rows = rows::render_page(&sql.shape, &cells, &related, budget.max_bytes, sql.page)
             .map_err(DbError::Exceeded)?;
         Ok(ReadRows {
             rows,

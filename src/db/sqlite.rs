@@ -214,8 +214,7 @@ impl Pool {
 impl SqliteDb {
     /// Runs a read within its deadline and budget; dropping the future
     /// (a client that hung up) stops its statements.
-    pub async fn read(&self, sql: &ReadSql, limits: ReadLimits) -> Result<ReadRows, DbError> {
-        let sql = sql.clone();
+    pub async fn read(&self, sql: Arc<ReadSql>, limits: ReadLimits) -> Result<ReadRows, DbError> {
         let started = Instant::now();
         let stop = Stop {
             deadline: limits.deadline,
@@ -255,7 +254,13 @@ impl SqliteDb {
                     },
                 )?;
                 let rendering = Instant::now();
-                let rows = rows::render(&sql.shape, &cells, &related, limits.budget.max_bytes)?;
+                let rows = rows::render_page(
+                    &sql.shape,
+                    &cells,
+                    &related,
+                    limits.budget.max_bytes,
+                    sql.page,
+                )?;
                 if Instant::now() > deadline {
                     return Err(Failure::Late);
                 }

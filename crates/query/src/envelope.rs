@@ -1,11 +1,12 @@
 //! The response body around the rows [`crate::rows`] rendered: `data`,
-//! `meta` and `links`, and the matching `Link` header. Rows arrive as JSON
-//! text and are copied, never parsed.
+//! `meta` and `links`, and the matching `Link` header. The rows arrive
+//! already written into the body's buffer; the envelope only appends.
 
 use crate::canonical::{self, At};
 use crate::cursor::{CursorCodec, Direction};
 use crate::params::QueryParams;
 use crate::plan::{Position, ReadPlan};
+use crate::rows::Rendered;
 use serde::Serialize;
 
 /// One row, rendered.
@@ -58,8 +59,8 @@ pub struct PageInput<'a> {
     pub path: &'a str,
     pub params: &'a QueryParams,
     pub plan: &'a ReadPlan,
-    /// Up to `limit + 1` rows in the order the statement returned them.
-    pub rows: Vec<Row>,
+    /// The page's rows, rendered (in the order shown).
+    pub rows: Rendered,
     pub total: Option<u64>,
     pub cursors: &'a CursorCodec,
 }
@@ -69,31 +70,25 @@ pub fn collection(input: PageInput<'_>) -> Page {
     let ReadPlan::Collection(plan) = input.plan else {
         panic!("collection() takes a collection plan");
     };
-    let limit = plan.window.limit as usize;
-    let mut rows = input.rows;
-    let has_more = rows.len() > limit;
-    rows.truncate(limit);
-    let before = matches!(plan.window.position, Position::Cursor(Direction::Before, _));
-    if before {
-        rows.reverse();
-    }
+    let rows = input.rows;
+    let has_more = rows.more;
     let (more_after, more_before) = match &plan.window.position {
         Position::Page(page) => (has_more, *page > 1),
         Position::Cursor(Direction::After, _) => (has_more, true),
         Position::Cursor(Direction::Before, _) => (true, has_more),
     };
     let fingerprint = plan.cursors.then(|| plan.fingerprint());
-    let cursor = |direction, row: Option<&Row>| {
+    let cursor = |direction, keys: Option<&String>| {
         let fingerprint = fingerprint.as_deref()?;
-        row.map(|r| input.cursors.encode(direction, &r.keys, fingerprint))
+        keys.map(|keys| input.cursors.encode(direction, keys, fingerprint))
     };
     let next_cursor = if more_after {
-        cursor(Direction::After, rows.last())
+        cursor(Direction::After, rows.last_keys.as_ref())
     } else {
         None
     };
     let prev_cursor = if more_before {
-        cursor(Direction::Before, rows.first())
+        cursor(Direction::Before, rows.first_keys.as_ref())
     } else {
         None
     };
@@ -135,15 +130,8 @@ pub fn collection(input: PageInput<'_>) -> Page {
         total: input.total,
     };
 
-    let data_len: usize = rows.iter().map(|r| r.json.len() + 1).sum();
-    let mut body = Vec::with_capacity(data_len + 512);
-    body.extend_from_slice(b"{\"data\":[");
-    for (i, row) in rows.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(row.json.as_bytes());
-    }
+    let mut body = rows.body;
+    body.reserve(512);
     body.extend_from_slice(b"],\"meta\":");
     serde_json::to_writer(&mut body, &meta).expect("meta serialises");
     body.extend_from_slice(b",\"links\":");
@@ -153,8 +141,19 @@ pub fn collection(input: PageInput<'_>) -> Page {
     Page {
         body,
         link_header: link_header(&links),
-        len: rows.len(),
+        len: rows.count,
     }
+}
+
+/// `{"data":{...}}` from a single row's rendered page; `None` when there
+/// is no row.
+pub fn single_page(rows: Rendered) -> Option<Vec<u8>> {
+    if rows.count == 0 {
+        return None;
+    }
+    let mut body = rows.body;
+    body.push(b'}');
+    Some(body)
 }
 
 /// `{"data":{...}}`, or `{"data":null}` for a to-one relation that is null.

@@ -198,8 +198,63 @@ pub fn join_values(rows: &[Vec<Cell>], cell: usize) -> Vec<Cell> {
         .collect()
 }
 
-/// The rows as the envelope takes them: each row's JSON and sort keys;
-/// refused when the JSON would pass `max_bytes`.
+/// Which rows of a result set an answer holds, in which order, and how its
+/// body starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageShape {
+    /// Rows shown at most (a collection fetches one more, to know there is more).
+    pub take: usize,
+    /// The rows came in reverse (a `before` cursor): show them turned round.
+    pub reverse: bool,
+    /// What the body starts with: `{"data":[` for a collection,
+    /// `{"data":` for a single row.
+    pub prefix: &'static str,
+}
+
+/// An answer's rows written straight into its body, and what the envelope
+/// needs of them: how many, whether there were more, and the sort keys of
+/// the first and last row shown (for cursors), of no other.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    /// The prefix, then the rows' JSON, comma-joined, in the order shown.
+    pub body: Vec<u8>,
+    pub count: usize,
+    pub more: bool,
+    pub first_keys: Option<String>,
+    pub last_keys: Option<String>,
+}
+
+/// Renders the rows `page` shows into one body; refused when the JSON
+/// would pass `max_bytes`.
+pub fn render_page(
+    shape: &Shape,
+    rows: &[Vec<Cell>],
+    related: &[Related],
+    max_bytes: usize,
+    page: PageShape,
+) -> Result<Rendered, Exceeded> {
+    let shown = rows.len().min(page.take);
+    let mut body = Vec::with_capacity(page.prefix.len() + shown * 192);
+    body.extend_from_slice(page.prefix.as_bytes());
+    let limit = max_bytes.saturating_add(body.len());
+    let order = |n: usize| if page.reverse { shown - 1 - n } else { n };
+    for n in 0..shown {
+        if n > 0 {
+            body.push(b',');
+        }
+        write_row(shape, &rows[order(n)], related, &mut body, limit)?;
+    }
+    Ok(Rendered {
+        body,
+        count: shown,
+        more: rows.len() > page.take,
+        first_keys: (shown > 0).then(|| keys_json(shape, &rows[order(0)])),
+        last_keys: (shown > 0).then(|| keys_json(shape, &rows[order(shown - 1)])),
+    })
+}
+
+/// Each row's JSON and sort keys, one by one: for writes, whose rows are
+/// few and are answered or checked one at a time.
 pub fn render(
     shape: &Shape,
     rows: &[Vec<Cell>],
@@ -211,7 +266,7 @@ pub fn render(
         .map(|row| {
             let mut json = Vec::with_capacity(256);
             write_row(shape, row, related, &mut json, left)?;
-            left -= json.len();
+            left = left.saturating_sub(json.len());
             Ok(Row {
                 json: String::from_utf8(json).expect("JSON is UTF-8"),
                 keys: keys_json(shape, row),
@@ -432,6 +487,46 @@ mod tests {
                 0
             ),
             [Cell::Int(1), Cell::Int(2)]
+        );
+    }
+
+    #[test]
+    fn a_page_is_rendered_into_its_body_with_keys_of_its_ends_only() {
+        let shape = Shape {
+            fields: vec![Field {
+                key: member_key("id"),
+                kind: ColumnKind::Integer,
+                cell: 0,
+            }],
+            keys: vec![(0, ColumnKind::Integer)],
+            embeds: vec![],
+        };
+        let rows: Vec<Vec<Cell>> = (1..=4).map(|i| vec![Cell::Int(i)]).collect();
+        let page = |take, reverse| PageShape {
+            take,
+            reverse,
+            prefix: "[",
+        };
+        let forward = render_page(&shape, &rows, &[], 1000, page(3, false)).unwrap();
+        assert_eq!(
+            String::from_utf8(forward.body).unwrap(),
+            r#"[{"id":1},{"id":2},{"id":3}"#
+        );
+        assert_eq!((forward.count, forward.more), (3, true));
+        assert_eq!(forward.first_keys.as_deref(), Some("[1]"));
+        assert_eq!(forward.last_keys.as_deref(), Some("[3]"));
+        // rows of a `before` cursor come last first: the page turns them round
+        let back = render_page(&shape, &rows, &[], 1000, page(3, true)).unwrap();
+        assert_eq!(
+            String::from_utf8(back.body).unwrap(),
+            r#"[{"id":3},{"id":2},{"id":1}"#
+        );
+        assert_eq!(back.first_keys.as_deref(), Some("[3]"));
+        let all = render_page(&shape, &rows, &[], 1000, page(10, false)).unwrap();
+        assert!(!all.more);
+        assert_eq!(
+            render_page(&shape, &rows, &[], 20, page(4, false)),
+            Err(Exceeded::Bytes)
         );
     }
 }

@@ -10,7 +10,7 @@ use super::{Dialect, Sql, Writer};
 use crate::cursor::Direction;
 use crate::params::Operator;
 use crate::plan::{CollectionPlan, Filter, Locate, OrderKey, Position, Scope, SinglePlan};
-use crate::rows::Shape;
+use crate::rows::{PageShape, Shape};
 use crate::schema::Column;
 use crate::value::SqlValue;
 
@@ -30,6 +30,8 @@ pub struct ReadSql {
     /// For nested routes: one row if the parent exists. Needed only when
     /// `rows` is empty.
     pub parent: Option<Sql>,
+    /// Which of the rows the answer shows, and in which order.
+    pub page: PageShape,
 }
 
 pub fn render_collection(plan: &CollectionPlan, dialect: Dialect) -> ReadSql {
@@ -108,6 +110,11 @@ pub fn render_collection(plan: &CollectionPlan, dialect: Dialect) -> ReadSql {
             .scope
             .as_ref()
             .map(|scope| parent_check(scope, dialect)),
+        page: PageShape {
+            take: plan.window.limit as usize,
+            reverse,
+            prefix: "{\"data\":[",
+        },
     }
 }
 
@@ -139,6 +146,11 @@ pub fn render_single(plan: &SinglePlan, dialect: Dialect) -> ReadSql {
         embeds,
         count: None,
         parent,
+        page: PageShape {
+            take: 1,
+            reverse: false,
+            prefix: "{\"data\":",
+        },
     }
 }
 
