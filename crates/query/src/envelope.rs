@@ -65,6 +65,10 @@ pub struct PageInput<'a> {
     pub cursors: &'a CursorCodec,
 }
 
+/// From this row on, a page-mode answer's `next` link is a cursor link:
+/// an offset costs more the deeper it goes, a cursor the same at any depth.
+pub const CURSORS_FROM_ROW: u64 = 10_000;
+
 /// Builds `{"data":[...],"meta":{...},"links":{...}}` and the `Link` header.
 pub fn collection(input: PageInput<'_>) -> Page {
     let ReadPlan::Collection(plan) = input.plan else {
@@ -116,6 +120,10 @@ pub fn collection(input: PageInput<'_>) -> Page {
             _ => None,
         },
         next: match (page_number, &next_cursor) {
+            // deep pages cost more with every page; cursors cost the same
+            (Some(page), Some(cursor)) if page * plan.window.limit >= CURSORS_FROM_ROW => {
+                Some(link(At::Cursor(cursor)))
+            }
             (Some(page), _) if more_after => Some(link(At::Page(page + 1))),
             (None, Some(cursor)) => Some(link(At::Cursor(cursor))),
             _ => None,
