@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Load comparison on SQLite: brisk (cache hits, and cache off) against
-nginx serving brisk's bytes (gzip_static) and the Flask stack (cache off
-and on), question by question, interleaved, with and without gzip.
+nginx serving brisk's bytes (gzip_static), the Flask stack (cache off
+and on) and, when asked for, Datasette, question by question, interleaved,
+with and without gzip.
 
 For each question Q1..Q7, in one run:
 
@@ -11,7 +12,13 @@ For each question Q1..Q7, in one run:
 - nginx: brisk's own identity bytes as static files, each with a .gz made
   by `gzip -6` (bench/peers/nginx/nginx.conf.in, gzip_static on);
 - flask-off / flask-on: bench/peers/flask_app.py under gunicorn (2 sync
-  workers), Flask-Caching NullCache / SimpleCache, Flask-Compress.
+  workers), Flask-Caching NullCache / SimpleCache, Flask-Compress;
+- datasette (only with --systems ...,datasette): `datasette serve --immutable`
+  over the same file (bench/peers/peers.py start_datasette), asked each
+  question by its own URL (peers.DATASETTE_QUESTIONS: table URLs, or the
+  canned queries of bench/peers/datasette/metadata.yaml for Q5 and Q6).
+  Before measuring, its rows are checked against brisk's answers (the same
+  rows and, on brisk's columns, the same values), or the run stops.
 
 Every server is pinned to CPU 0, wrk (`-t1 -c64 --latency --timeout 10s`)
 to CPU 1; before every measured run the script waits for the 1-minute load
@@ -69,8 +76,11 @@ sys.path.insert(0, str(BENCH / "peers"))
 import load  # noqa: E402
 import peers  # noqa: E402
 
-SYSTEMS = ["brisk-hit", "nginx", "brisk-nocache", "flask-off", "flask-on"]
-KEY_SYSTEMS = ["brisk-hit", "nginx", "brisk-nocache", "flask-off"]
+SYSTEMS = ["brisk-hit", "nginx", "brisk-nocache", "flask-off", "flask-on", "datasette"]
+# Measured unless --systems says otherwise (datasette is asked for by name).
+DEFAULT_SYSTEMS = ["brisk-hit", "nginx", "brisk-nocache", "flask-off", "flask-on"]
+# Measured again in rounds 2..--repeats (when selected).
+KEY_SYSTEMS = ["brisk-hit", "nginx", "brisk-nocache", "flask-off", "datasette"]
 QUESTIONS = {q.id: q.path for q in load.QUESTIONS if q.id != "Q6c"}
 # Column name -> Accept-Encoding header (None: no header at all).
 ENCODINGS = {"gzip": "gzip", "none": None}
@@ -114,13 +124,70 @@ def spread_paths(template: str, high: int) -> list[str]:
     return [template.replace("{id}", str(i)) for i in range(1, high + 1)]
 
 
-def sample(template: str, high: int, count: int = 20) -> list[str]:
-    paths = spread_paths(template, high)
-    if len(paths) == 1:
-        return paths
+def sample_ids(high: int, count: int = 20) -> list[int]:
     import random
 
-    return random.Random(load.SEED).sample(paths, count)
+    return random.Random(load.SEED).sample(range(1, high + 1), count)
+
+
+def sample(template: str, high: int, count: int = 20) -> list[str]:
+    """The question's URL, or for a spread one (`{id}`) the URLs of the same
+    `count` seeded ids whatever the system's template."""
+    if "{id}" not in template:
+        return [template]
+    return [template.replace("{id}", str(i)) for i in sample_ids(high, count)]
+
+
+def answer_rows(system: str, body: bytes) -> list[dict]:
+    """The rows of an answer: brisk's `data` (a list, or one object),
+    Datasette's `rows`."""
+    document = json.loads(body)
+    if system == "datasette":
+        return document["rows"]
+    data = document["data"]
+    return data if isinstance(data, list) else [data]
+
+
+@dataclass
+class RowCheck:
+    question: str
+    system: str
+    urls: int
+    brisk_rows: int
+    peer_rows: int
+    same: bool
+    extra_columns: str
+    problem: str = ""
+
+
+def check_rows(qid: str, system: str, brisk_base: str, brisk_template: str, base: str, template: str, high: int) -> RowCheck:
+    """Fetches the question (the 20 sampled ids when spread) from brisk and
+    from the peer: both must answer 200 with the same rows in the same
+    order, equal on brisk's columns (the peer may add columns: Datasette's
+    `_col` always adds the primary key)."""
+    pairs = list(zip(sample(brisk_template, high), sample(template, high)))
+    brisk_count = peer_count = 0
+    extra: set[str] = set()
+    problems = []
+    for brisk_path, path in pairs:
+        status_b, _, body_b = load.fetch(brisk_base + brisk_path)
+        status_p, _, body_p = load.fetch(base + path)
+        if status_b != 200 or status_p != 200:
+            problems.append(f"{brisk_path} -> {status_b}, {path} -> {status_p}: {body_p[:200]!r}")
+            continue
+        rows_b, rows_p = answer_rows("brisk", body_b), answer_rows(system, body_p)
+        brisk_count += len(rows_b)
+        peer_count += len(rows_p)
+        for row_b, row_p in zip(rows_b, rows_p):
+            extra |= set(row_p) - set(row_b)
+            if any(key not in row_p or row_p[key] != value for key, value in row_b.items()):
+                problems.append(f"{path}: a row differs from brisk's: {json.dumps(row_p)[:200]}")
+                break
+        if len(rows_b) != len(rows_p):
+            problems.append(f"{path}: {len(rows_p)} rows, brisk {len(rows_b)}")
+    return RowCheck(
+        qid, system, len(pairs), brisk_count, peer_count, not problems, ",".join(sorted(extra)), "; ".join(problems[:3])
+    )
 
 
 def warm_up(base: str, paths: list[str], encoding: str | None, requests: int, seconds: float = 4.0) -> int:
@@ -174,35 +241,61 @@ class Systems:
         self.args = args
         self.sqlite_file = sqlite_file
         self.peers: dict[str, peers.Peer] = {}
+        # Per system, the path (template) it is asked each question by;
+        # brisk's URLs unless a system has its own (datasette).
+        self.paths: dict[str, dict[str, str]] = {}
+        self.row_checks: list[RowCheck] = []
+
+    def template(self, system: str, qid: str) -> str:
+        return self.paths.get(system, QUESTIONS).get(qid, QUESTIONS[qid])
 
     def start_peers(self) -> None:
-        if "nginx" not in self.args.systems:
-            return self._start_flask_only()
-        # nginx gets brisk's identity bytes of every URL the run asks for.
-        server = load.start_server("sqlite", self.sqlite_file, "fetch", {})
-        try:
-            bodies = {}
-            for qid in self.args.selected:
-                for path in spread_paths(QUESTIONS[qid], self.args.spread_high):
-                    status, headers, body = load.fetch(server.base + path)
-                    if status != 200:
-                        raise RuntimeError(f"brisk answered {status} to {path}")
-                    bodies[path] = body
-        finally:
-            load.stop_server(server)
-        if "nginx" in self.args.systems:
+        systems = self.args.systems
+        if "datasette" in systems:
+            peer = peers.start_datasette(self.sqlite_file, load.RAW, access_log=self.args.datasette_access_log)
+            self.peers["datasette"] = peer
+            self.paths["datasette"] = peers.datasette_paths(peer.base, self.args.selected)
+        bodies = {}
+        if "nginx" in systems or "datasette" in systems:
+            # nginx gets brisk's identity bytes of every URL the run asks
+            # for; Datasette's rows are checked against brisk's.
+            server = load.start_server("sqlite", self.sqlite_file, "fetch", {})
+            try:
+                if "nginx" in systems:
+                    for qid in self.args.selected:
+                        for path in spread_paths(QUESTIONS[qid], self.args.spread_high):
+                            status, headers, body = load.fetch(server.base + path)
+                            if status != 200:
+                                raise RuntimeError(f"brisk answered {status} to {path}")
+                            bodies[path] = body
+                if "datasette" in systems:
+                    self.check_datasette(server.base)
+            finally:
+                load.stop_server(server)
+        if "nginx" in systems:
             self.peers["nginx"] = peers.start_nginx(bodies, load.RAW)
         threads = self.args.flask_threads
-        if "flask-off" in self.args.systems:
-            self.peers["flask-off"] = peers.start_flask(self.sqlite_file, False, load.RAW, threads=threads)
-        if "flask-on" in self.args.systems:
-            self.peers["flask-on"] = peers.start_flask(self.sqlite_file, True, load.RAW, threads=threads)
-
-    def _start_flask_only(self) -> None:
-        threads = self.args.flask_threads
         for name, cache in (("flask-off", False), ("flask-on", True)):
-            if name in self.args.systems:
+            if name in systems:
                 self.peers[name] = peers.start_flask(self.sqlite_file, cache, load.RAW, threads=threads)
+
+    def check_datasette(self, brisk_base: str) -> None:
+        base = self.peers["datasette"].base
+        for qid in self.args.selected:
+            check = check_rows(
+                qid, "datasette", brisk_base, QUESTIONS[qid], base, self.template("datasette", qid), self.args.spread_high
+            )
+            self.row_checks.append(check)
+            load.log(
+                f"row check {qid}: brisk {check.brisk_rows} rows, datasette {check.peer_rows} rows"
+                f" ({check.urls} URL{'s' if check.urls > 1 else ''})"
+                f"{', datasette adds ' + check.extra_columns if check.extra_columns else ''}"
+                f": {'same rows' if check.same else 'DIFFERENT: ' + check.problem}"
+                f"  datasette: {self.template('datasette', qid)}"
+            )
+        bad = [c.question for c in self.row_checks if not c.same]
+        if bad and not self.args.allow_row_mismatch:
+            raise RuntimeError(f"datasette's rows differ from brisk's for {bad} (see above; --allow-row-mismatch)")
 
     def stop_peers(self) -> None:
         for peer in self.peers.values():
@@ -210,7 +303,7 @@ class Systems:
 
     def measure(self, qid: str, system: str, column: str, round_: int) -> Run:
         args = self.args
-        template = QUESTIONS[qid]
+        template = self.template(system, qid)
         encoding = ENCODINGS[column]
         paths = spread_paths(template, args.spread_high)
         server = None
@@ -309,15 +402,17 @@ def paired(runs: list[Run], qid: str, a: str, b: str, column: str, attr: str) ->
 
 
 def ratios_table(runs: list[Run], questions: list[str]) -> str:
+    datasette = any(r.system == "datasette" for r in runs)
     lines = [
         "| question | Accept-Encoding | brisk-hit CPU/req ÷ nginx CPU/req | brisk-hit req/s ÷ nginx req/s "
-        "| brisk-nocache req/s ÷ flask-off req/s | brisk-hit req/s ÷ flask-on req/s | brisk-hit p99 ms |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| brisk-nocache req/s ÷ flask-off req/s | brisk-hit req/s ÷ flask-on req/s | brisk-hit p99 ms |"
+        + (" brisk-nocache req/s ÷ datasette req/s | datasette CPU/req ÷ brisk-nocache CPU/req |" if datasette else ""),
+        "|---|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if datasette else ""),
     ]
     for qid in questions:
         for column in ENCODINGS:
             hits = cells(runs, qid, "brisk-hit", column)
-            lines.append(
+            line = (
                 f"| {qid} | {column} "
                 f"| {fmt_many(paired(runs, qid, 'brisk-hit', 'nginx', column, 'server_cpu_us'), 2, False)} "
                 f"| {fmt_many(paired(runs, qid, 'brisk-hit', 'nginx', column, 'requests_per_s'), 2, False)} "
@@ -325,6 +420,26 @@ def ratios_table(runs: list[Run], questions: list[str]) -> str:
                 f"| {fmt_many(paired(runs, qid, 'brisk-hit', 'flask-on', column, 'requests_per_s'), 1, False)} "
                 f"| {fmt_many([r.p99_ms for r in hits], 2)} |"
             )
+            if datasette:
+                line += (
+                    f" {fmt_many(paired(runs, qid, 'brisk-nocache', 'datasette', column, 'requests_per_s'), 1, False)} "
+                    f"| {fmt_many(paired(runs, qid, 'datasette', 'brisk-nocache', column, 'server_cpu_us'), 1, False)} |"
+                )
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def row_checks_table(checks: list[RowCheck], systems: "Systems") -> str:
+    lines = [
+        "| question | brisk URL | datasette URL | URLs | brisk rows | datasette rows | same rows | datasette adds |",
+        "|---|---|---|---:|---:|---:|---|---|",
+    ]
+    for c in checks:
+        same = "yes" if c.same else f"**no**: {c.problem}"
+        lines.append(
+            f"| {c.question} | `{QUESTIONS[c.question]}` | `{systems.template(c.system, c.question)}` | {c.urls} "
+            f"| {c.brisk_rows:,} | {c.peer_rows:,} | {same} | {c.extra_columns or '–'} |"
+        )
     return "\n".join(lines)
 
 
@@ -352,10 +467,20 @@ def commit_of(source: Path) -> str:
         load.SOURCE = saved
 
 
-def write_report(runs: list[Run], args: argparse.Namespace, started: datetime.datetime, extra: dict) -> Path:
+def write_report(runs: list[Run], args: argparse.Namespace, started: datetime.datetime, extra: dict, systems: "Systems") -> Path:
     questions = [q for q in args.selected if any(r.question == q for r in runs)]
     loads = [r.load_before for r in runs]
-    text = f"""# brisk against nginx and Flask on SQLite, {started:%Y-%m-%d %H:%M}
+    names = {"nginx": "nginx", "flask-off": "Flask", "flask-on": "Flask", "datasette": "Datasette"}
+    against = list(dict.fromkeys(names[s] for s in args.systems if s in names)) or ["itself"]
+    title = "brisk against " + (", ".join(against[:-1]) + " and " + against[-1] if len(against) > 1 else against[0])
+    datasette = ""
+    if systems.row_checks:
+        datasette = f"""
+Datasette's rows against brisk's (checked before measuring; Q3/Q4: the same 20 sampled ids on both):
+
+{row_checks_table(systems.row_checks, systems)}
+"""
+    text = f"""# {title} on SQLite, {started:%Y-%m-%d %H:%M}
 
 - command: `{shlex.join(['python3'] + sys.argv)}`
 - machine: {load.machine()}
@@ -366,7 +491,7 @@ def write_report(runs: list[Run], args: argparse.Namespace, started: datetime.da
   pinned to CPU 1; a fresh brisk process for every brisk run; warm-up before every run
   ({args.warmup} requests from 8 clients, at most 4 s; for Q3/Q4 every id once). Q3 and Q4 spread ids
   over 1..{args.spread_high} for every system (nginx has files for those ids only).
-  Round 1 measures all five systems with `Accept-Encoding: gzip` and without the header;
+  Round 1 measures every system ({', '.join(args.systems)}) with `Accept-Encoding: gzip` and without the header;
   rounds 2..{args.repeats} repeat the key systems with gzip. A cell measured more than once shows
   the median and (min–max); ratios are taken within a round, then the median and (min–max).
 - load average (1 min) before the runs: min {min(loads):.2f}, median {statistics.median(loads):.2f}, max {max(loads):.2f}
@@ -382,7 +507,7 @@ Ratios:
 Details:
 
 {details_table(runs)}
-
+{datasette}
 URLs: {'; '.join(f'{q} `{QUESTIONS[q]}`' for q in questions)}
 """
     load.RESULTS.mkdir(parents=True, exist_ok=True)
@@ -403,7 +528,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-load", type=float, default=0.6)
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument("--tag", default="")
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="a subset of " + ",".join(SYSTEMS))
+    parser.add_argument(
+        "--systems", default=",".join(DEFAULT_SYSTEMS),
+        help=f"a subset of {','.join(SYSTEMS)} (default {','.join(DEFAULT_SYSTEMS)})",
+    )
+    parser.add_argument(
+        "--datasette-access-log", action="store_true",
+        help="run the `datasette` command itself, which logs every request (default: its access log off)",
+    )
+    parser.add_argument(
+        "--allow-row-mismatch", action="store_true",
+        help="measure Datasette even when its rows differ from brisk's",
+    )
     parser.add_argument(
         "--flask-threads", type=int, default=0,
         help="run gunicorn with gthread workers of this many threads (keep-alive) instead of sync workers",
@@ -436,15 +572,28 @@ def main() -> int:
     raw_json = load.RAW / "runs.json"
     try:
         systems.start_peers()
-        versions = subprocess.run(
-            [str(peers.VENV / "bin" / "pip"), "freeze", "--disable-pip-version-check"], capture_output=True, text=True
-        ).stdout
-        wanted = ("flask==", "flask-caching==", "flask-compress==", "gunicorn==", "werkzeug==", "brotli==")
-        pins = ", ".join(line for line in versions.splitlines() if line.lower().startswith(wanted))
-        nginx_version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
-        nginx_files = systems.peers["nginx"].extra if "nginx" in systems.peers else "not run"
-        workers = f"gthread, {args.flask_threads} threads per worker" if args.flask_threads else "sync"
-        extra = {"peers": f"{pins}; gunicorn -w 2 ({workers} workers); {nginx_version} ({nginx_files})"}
+        described = []
+        if any(s.startswith("flask") for s in args.systems):
+            versions = subprocess.run(
+                [str(peers.VENV / "bin" / "pip"), "freeze", "--disable-pip-version-check"], capture_output=True, text=True
+            ).stdout
+            wanted = ("flask==", "flask-caching==", "flask-compress==", "gunicorn==", "werkzeug==", "brotli==")
+            pins = ", ".join(line for line in versions.splitlines() if line.lower().startswith(wanted))
+            workers = f"gthread, {args.flask_threads} threads per worker" if args.flask_threads else "sync"
+            described.append(f"{pins}; gunicorn -w 2 ({workers} workers)")
+        if "nginx" in systems.peers:
+            nginx_version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
+            described.append(f"{nginx_version} ({systems.peers['nginx'].extra})")
+        if "datasette" in systems.peers:
+            settings = " ".join(f"--setting {k} {v}" for k, v in peers.DATASETTE_SETTINGS.items())
+            log_note = "access log on (`datasette serve`)" if args.datasette_access_log else (
+                "access log off (bench/peers/datasette_serve.py)"
+            )
+            described.append(
+                f"{peers.datasette_versions()}: `datasette serve --immutable shop.db --metadata "
+                f"bench/peers/datasette/metadata.yaml {settings}`, one process, {log_note}; never compresses"
+            )
+        extra = {"peers": "; ".join(described) or "none"}
         for qid in args.selected:
             for round_ in range(1, args.repeats + 1):
                 order = [s for s in (SYSTEMS if round_ == 1 else KEY_SYSTEMS) if s in args.systems]
@@ -457,7 +606,7 @@ def main() -> int:
                     for system in order:
                         runs.append(systems.measure(qid, system, column, round_))
                         raw_json.write_text(json.dumps([asdict(r) for r in runs], indent=1))
-            path = write_report(runs, args, started, extra)
+            path = write_report(runs, args, started, extra, systems)
     finally:
         systems.stop_peers()
     print(results_table(runs, args.selected))

@@ -1,15 +1,18 @@
 """Starting and stopping the peers of bench/compare.py: the Flask stack under
-gunicorn, and nginx serving brisk's own answer bytes with gzip_static.
+gunicorn, nginx serving brisk's own answer bytes with gzip_static, and
+Datasette serving the same SQLite file read-only (`--immutable`).
 
-Both run pinned to CPU 0 (`taskset -c 0`), like brisk. Used as a module by
-bench/compare.py; `python3 bench/peers/peers.py nginx --source DIR` and
-`python3 bench/peers/peers.py flask [--cache off]` start one by hand and
-print its address (Ctrl-C stops it).
+All run pinned to CPU 0 (`taskset -c 0`), like brisk. Used as a module by
+bench/compare.py; `python3 bench/peers/peers.py nginx --brisk URL`,
+`python3 bench/peers/peers.py flask [--cache off]` and
+`python3 bench/peers/peers.py datasette` start one by hand and print its
+address (Ctrl-C stops it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -26,6 +29,8 @@ sys.path.insert(0, str(BENCH))
 import load  # noqa: E402  (bench/load.py: fetch, free_port, cpu_ticks, ...)
 
 VENV = Path(os.environ.get("BRISK_PEERS_VENV", "/tmp/brisk-peers-venv"))
+DATASETTE_VENV = Path(os.environ.get("BRISK_DATASETTE_VENV", "/tmp/brisk-datasette-venv"))
+DATASETTE_METADATA = HERE / "datasette" / "metadata.yaml"
 NGINX_TEMPLATE = HERE / "nginx" / "nginx.conf.in"
 # Bodies under brisk's compression.min_bytes get no .gz, as brisk sends
 # them uncompressed.
@@ -98,7 +103,7 @@ def stop(peer: Peer) -> None:
         except subprocess.TimeoutExpired:
             peer.process.kill()
             peer.process.wait()
-    if peer.scratch and peer.name == "nginx":
+    if peer.scratch and peer.name in ("nginx", "datasette"):
         shutil.rmtree(peer.scratch, ignore_errors=True)
 
 
@@ -184,9 +189,115 @@ def start_nginx(bodies: dict[str, bytes], log_dir: Path) -> Peer:
     return wait_ready(peer, "/healthz")
 
 
+# ---------------------------------------------------------------- Datasette
+
+# `datasette serve` settings (all others are Datasette's defaults: 3 SQL
+# threads, facets and suggestions allowed, default_cache_ttl 5 s, ...).
+# sql_time_limit_ms: the default 1 s would cancel a query that waits long
+# enough under 64 connections (Q5, Q7); 20 s is above wrk's --timeout.
+# max_returned_rows: 1000 (also the default) so Q7 returns its 1000 rows
+# in one page (_size may not exceed it).
+DATASETTE_SETTINGS = {"sql_time_limit_ms": "20000", "max_returned_rows": "1000"}
+# Table URLs: rows as objects with Datasette's envelope (`rows`, `next`,
+# `next_url`, ...), the closest to brisk's {data, meta, links}; _nocount and
+# _nofacet skip the count(*) and the facet suggestions (a dozen queries on a
+# first page) that brisk's answer has no counterpart for.
+_OBJECTS = "_shape=objects&_nocount=1&_nofacet=1"
+# Question -> Datasette path ({id}: spread like brisk's; {next}: the `next`
+# token of the same URL without `_next`, fetched when the server starts).
+# Q5 and Q6 are the canned queries of datasette/metadata.yaml.
+DATASETTE_QUESTIONS = {
+    "Q1": f"/shop/users.json?_col=name&_col=email&_size=10&{_OBJECTS}",
+    "Q2": f"/shop/products.json?category=electronics&_sort=price&_size=50&{_OBJECTS}&_next={{next}}",
+    "Q3": f"/shop/users.json?id={{id}}&_col=name&_col=email&_col=profile_picture&{_OBJECTS}",
+    "Q4": f"/shop/orders.json?user_id={{id}}&_size=20&{_OBJECTS}",
+    "Q5": "/shop/q5_orders_with_user_items_products.json?_shape=objects&_json=user&_json=order_items",
+    "Q6": "/shop/q6_orders_offset_90000.json?_shape=objects",
+    "Q7": f"/shop/products.json?_size=1000&{_OBJECTS}",
+}
+
+
+def ensure_datasette_venv() -> None:
+    if not (DATASETTE_VENV / "bin" / "datasette").exists():
+        subprocess.run(["sh", str(HERE / "setup_datasette.sh"), str(DATASETTE_VENV)], check=True)
+
+
+def datasette_versions() -> str:
+    """datasette, uvicorn and SQLite versions of the venv, for reports."""
+    script = (
+        "import datasette.version, uvicorn, sqlite3, json; print(json.dumps(["
+        "datasette.version.__version__, uvicorn.__version__, sqlite3.sqlite_version]))"
+    )
+    done = subprocess.run([str(DATASETTE_VENV / "bin" / "python"), "-c", script], capture_output=True, text=True)
+    if done.returncode != 0:
+        return "datasette (version unknown)"
+    datasette, uvicorn, sqlite = json.loads(done.stdout)
+    return f"datasette=={datasette}, uvicorn=={uvicorn} (h11), SQLite {sqlite}"
+
+
+def start_datasette(sqlite_file: str, log_dir: Path, access_log: bool = False) -> Peer:
+    """`datasette serve --immutable FILE --metadata datasette/metadata.yaml`,
+    one process pinned to CPU 0, with DATASETTE_SETTINGS. The database must
+    be named `shop` (the metadata's and the URLs' name): another file name
+    is served through a symlink called shop.db. By default through
+    datasette_serve.py, which is `datasette serve` with uvicorn's per-request
+    access log off (the other servers keep none); access_log=True runs the
+    `datasette` command itself."""
+    ensure_datasette_venv()
+    scratch = Path(f"/tmp/brisk-datasette-{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    database = Path(sqlite_file).resolve()
+    if database.stem != "shop":
+        (scratch / "shop.db").symlink_to(database)
+        database = scratch / "shop.db"
+    port = load.free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / "datasette.log"
+    if access_log:
+        program = [str(DATASETTE_VENV / "bin" / "datasette")]
+    else:
+        program = [str(DATASETTE_VENV / "bin" / "python"), str(HERE / "datasette_serve.py")]
+    command = ["taskset", "-c", "0", *program, "serve", "--immutable", str(database)]
+    command += ["--metadata", str(DATASETTE_METADATA), "--host", "127.0.0.1", "--port", str(port)]
+    for name, value in DATASETTE_SETTINGS.items():
+        command += ["--setting", name, value]
+    load.log("$ " + " ".join(command))
+    with open(log_path, "wb") as out:
+        process = subprocess.Popen(
+            command, cwd=scratch, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    peer = Peer("datasette", process, f"http://127.0.0.1:{port}", log_path, scratch)
+    peer.extra = {"access_log": access_log}
+    return wait_ready(peer, "/-/versions.json")
+
+
+def datasette_paths(base: str, questions: list[str] | None = None) -> dict[str, str]:
+    """DATASETTE_QUESTIONS with `{next}` resolved against the running
+    Datasette at `base` (Q2: the token page 1 hands out, as a user paging
+    through would follow it)."""
+    paths = {}
+    for qid, template in DATASETTE_QUESTIONS.items():
+        if questions is not None and qid not in questions:
+            continue
+        if "{next}" in template:
+            first = template.replace("&_next={next}", "")
+            status, _, body = load.fetch(base + first)
+            token = json.loads(body).get("next") if status == 200 else None
+            if not token:
+                raise RuntimeError(f"datasette: {first} gave status {status} and no `next` token")
+            template = template.replace("{next}", urllib.parse.quote(str(token), safe="~"))
+        paths[qid] = template
+    return paths
+
+
+def datasette_rows(body: bytes) -> list[dict]:
+    return json.loads(body)["rows"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("peer", choices=["flask", "nginx"])
+    parser.add_argument("peer", choices=["flask", "nginx", "datasette"])
     parser.add_argument("--cache", choices=["on", "off"], default="on", help="Flask-Caching on or off")
     parser.add_argument("--db", default=str(load.SQLITE_FILE))
     parser.add_argument("--brisk", default="", help="nginx: a running brisk to copy the seven answers from")
@@ -194,6 +305,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.peer == "flask":
         peer = start_flask(args.db, args.cache == "on", Path("/tmp"))
+    elif args.peer == "datasette":
+        peer = start_datasette(args.db, Path("/tmp"))
+        for qid, path in datasette_paths(peer.base).items():
+            print(f"{qid} {peer.base}{path.replace('{id}', '123')}", flush=True)
     else:
         if not args.brisk:
             parser.error("nginx needs --brisk http://127.0.0.1:PORT")
