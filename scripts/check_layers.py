@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 LAYERS = [
-    ["encoding", "versions", "dataset", "gate"],
+    ["encoding", "versions", "dataset", "gate", "metrics"],
     ["config", "conditional"],
     ["db", "cluster"],
     ["error", "validators", "changes", "telemetry"],

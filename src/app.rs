@@ -14,7 +14,7 @@ use crate::gate::Gate;
 use crate::state::AppState;
 use crate::validators::Validators;
 use crate::versions::Versions;
-use crate::{openapi, server};
+use crate::{openapi, routes, server};
 use anyhow::Context;
 use brisk_query::schema::ResourceKind;
 use brisk_query::{CursorCodec, Schema};
@@ -28,6 +28,7 @@ pub struct App {
     pub state: Arc<AppState>,
     pub service: Front,
     http: HttpSettings,
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl App {
@@ -89,6 +90,9 @@ impl App {
             writes: settings.writes,
             cluster,
             instance_id: settings.instance_id.clone(),
+            metrics: Arc::default(),
+            metrics_here: settings.metrics_listen.is_none(),
+            cors: Arc::new(settings.cors.clone()),
         });
         let bounds = HeadBounds {
             max_url_bytes: settings.http.max_url_bytes,
@@ -99,6 +103,7 @@ impl App {
             state,
             service,
             http: settings.http,
+            metrics_listen: settings.metrics_listen,
         })
     }
 
@@ -109,6 +114,20 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        use futures_util::FutureExt;
+        let shutdown = shutdown.shared();
+        if let Some(address) = self.metrics_listen {
+            let admin = TcpListener::bind(address).await?;
+            let state = self.state.clone();
+            let router = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let state = state.clone();
+                    async move { routes::metrics_text(&state) }
+                }),
+            );
+            tokio::spawn(server::serve(admin, router, self.http, shutdown.clone()));
+        }
         server::serve(listener, self.service, self.http, shutdown).await
     }
 }

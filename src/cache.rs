@@ -296,8 +296,9 @@ pub struct CacheStats {
     pub stale: AtomicU64,
     /// 304s answered (from an entry or from versions alone).
     pub not_modified: AtomicU64,
-    /// Identity bytes minus encoded bytes, summed over encoded answers sent.
-    pub bytes_saved: AtomicU64,
+    /// Identity bytes minus encoded bytes, summed over encoded answers sent,
+    /// per coding (in `Coding::ALL` order).
+    pub bytes_saved: [AtomicU64; 4],
 }
 
 /// A snapshot of the counters.
@@ -440,7 +441,12 @@ impl ResponseCache {
             not_modified: self.stats.not_modified.load(Ordering::Relaxed),
             evictions: self.evictions.load(Ordering::Relaxed),
             bytes_held: self.map.weight(),
-            bytes_saved: self.stats.bytes_saved.load(Ordering::Relaxed),
+            bytes_saved: self
+                .stats
+                .bytes_saved
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .sum(),
             entries,
         }
     }

@@ -2,7 +2,7 @@
 //! `openapi`.
 
 use crate::app::{App, load_schema};
-use crate::config::{Config, DatabaseUrl, LogConfig, LogSettings, Overrides, Settings};
+use crate::config::{Config, DatabaseUrl, LogConfig, LogFormat, LogSettings, Overrides, Settings};
 use crate::dataset::{self, DemoSpec, Target};
 use crate::db::Database;
 use crate::{openapi, telemetry};
@@ -152,6 +152,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             check_scale(scale)?;
             telemetry::init(&LogSettings {
                 filter: LogConfig::default().filter,
+                format: LogFormat::Text,
             });
             let url = DatabaseUrl::parse(&db)?;
             let target = match &url {

@@ -23,7 +23,7 @@ use crate::versions::{Change, Versions};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -83,6 +83,9 @@ pub struct Cluster {
     client: redis::Client,
     manager: tokio::sync::RwLock<Option<ConnectionManager>>,
     connected: AtomicBool,
+    /// Changes announced to the other instances, and received from them.
+    pub changes_sent: AtomicU64,
+    pub changes_received: AtomicU64,
     claim: Script,
     announce: Script,
     /// Tables this instance wrote while Redis was away.
@@ -108,6 +111,8 @@ impl Cluster {
             client,
             manager: tokio::sync::RwLock::new(None),
             connected: AtomicBool::new(false),
+            changes_sent: AtomicU64::new(0),
+            changes_received: AtomicU64::new(0),
             claim: Script::new(CLAIM),
             announce: Script::new(ANNOUNCE),
             unannounced: Mutex::default(),
@@ -190,6 +195,7 @@ impl Cluster {
                     continue;
                 };
                 for change in parse_message(&payload) {
+                    self.changes_received.fetch_add(1, Ordering::Relaxed);
                     versions.apply(&change);
                 }
                 if !self.is_connected() {
@@ -296,10 +302,16 @@ impl Cluster {
                     None => "*".to_string(),
                 });
         }
-        if let Err(error) = invocation.invoke_async::<i64>(&mut redis).await {
-            self.failed(&error);
-            for change in changes {
-                self.note_away(&change.table);
+        match invocation.invoke_async::<i64>(&mut redis).await {
+            Ok(_) => {
+                self.changes_sent
+                    .fetch_add(changes.len() as u64, Ordering::Relaxed);
+            }
+            Err(error) => {
+                self.failed(&error);
+                for change in changes {
+                    self.note_away(&change.table);
+                }
             }
         }
     }

@@ -8,13 +8,15 @@
 //! an error written to the log with that id: the one place errors are
 //! logged.
 
+use crate::config::CorsSettings;
 use crate::error::{ApiError, Cause, Problem};
+use crate::metrics::{Metrics, Route};
 use crate::pipeline;
 use crate::routes;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, Version, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
 use std::convert::Infallible;
@@ -23,6 +25,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Instant;
 use tower::{Service, ServiceBuilder};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestId, PropagateRequestIdLayer, RequestId, SetRequestId,
@@ -36,7 +39,7 @@ const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 const MAX_REQUEST_ID: usize = 64;
 
 /// The whole HTTP service, from the bounds on the request head to the router.
-pub type Front = Bounds<SetRequestId<PropagateRequestId<Finish<CacheFirst>>, SequentialIds>>;
+pub type Front = Finish<Bounds<SetRequestId<PropagateRequestId<CacheFirst>, SequentialIds>>>;
 
 type Panic = Box<dyn std::any::Any + Send + 'static>;
 
@@ -45,12 +48,15 @@ pub fn service(state: Arc<AppState>, bounds: HeadBounds) -> Front {
     let inner = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, SequentialIds::new()))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer_fn(|inner| Finish { inner })
         .service(CacheFirst {
             router: routes::router(state.clone()),
-            state,
+            state: state.clone(),
         });
-    Bounds { bounds, inner }
+    Finish {
+        inner: Bounds { bounds, inner },
+        metrics: state.metrics.clone(),
+        cors: state.cors.clone(),
+    }
 }
 
 /// The most a request head may hold.
@@ -82,11 +88,7 @@ where
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         if let Err(error) = check_head(&request, self.bounds) {
-            let mut response = error.into_response();
-            response
-                .headers_mut()
-                .insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-            return Either::Left(ready(Ok(response)));
+            return Either::Left(ready(Ok(error.into_response())));
         }
         if request
             .headers()
@@ -150,12 +152,16 @@ fn plain_request_id(id: &HeaderValue) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
 }
 
-/// On the way out: `nosniff` on every response, and an error's cause
-/// logged with the request id. A panic below, in `call` (the cache's fast
-/// path answers there) or while the response is made, becomes a 500.
+/// Around everything: a panic below, in `call` (the cache's fast path
+/// answers there) or while the response is made, becomes a 500; CORS
+/// preflights are answered here. On the way out: `nosniff` and CORS headers
+/// on every response, the request counted in the metrics, and an error's
+/// cause logged with the request id.
 #[derive(Clone)]
 pub struct Finish<S> {
     inner: S,
+    metrics: Arc<Metrics>,
+    cors: Arc<CorsSettings>,
 }
 
 impl<S> Service<Request> for Finish<S>
@@ -171,31 +177,132 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let id = request.headers().get(REQUEST_ID).cloned();
+        let outline = Outline {
+            started: Instant::now(),
+            route: Route::of(request.uri().path()),
+            method: request.method().clone(),
+            origin: self
+                .cors
+                .enabled()
+                .then(|| request.headers().get(header::ORIGIN).cloned())
+                .flatten(),
+            metrics: self.metrics.clone(),
+            cors: self.cors.clone(),
+        };
+        if let Some(preflight) = preflight(&self.cors, &request) {
+            return Finishing {
+                outline,
+                inner: None,
+                early: Some(preflight),
+            };
+        }
         let inner =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.inner.call(request)));
         match inner {
             Ok(inner) => Finishing {
-                id,
+                outline,
                 inner: Some(inner),
-                panicked: None,
+                early: None,
             },
             Err(panic) => Finishing {
-                id,
+                outline,
                 inner: None,
-                panicked: Some(panic),
+                early: Some(internal_error(panic)),
             },
         }
     }
 }
 
+/// What [`Finish`] keeps of a request for its answer.
+pub struct Outline {
+    started: Instant,
+    route: Route,
+    method: Method,
+    /// The request's `Origin`, when CORS is on.
+    origin: Option<HeaderValue>,
+    metrics: Arc<Metrics>,
+    cors: Arc<CorsSettings>,
+}
+
+impl Outline {
+    fn finish(&self, response: &mut Response) {
+        let headers = response.headers_mut();
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+        if let Some(origin) = &self.origin
+            && let Some(allowed) = self.cors.allow(origin)
+        {
+            let any = allowed == "*";
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
+            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED);
+            if !any {
+                headers.append(header::VARY, HeaderValue::from_static("origin"));
+            }
+        }
+        if let Some(cause) = response.extensions().get::<Cause>() {
+            log(
+                cause,
+                response.headers().get(REQUEST_ID),
+                response.status().as_u16(),
+            );
+        }
+        self.metrics.record(
+            self.route,
+            self.method.as_str(),
+            response.status().as_u16(),
+            self.started.elapsed(),
+        );
+    }
+}
+
+/// The headers a browser script may read besides the simple ones.
+const EXPOSED: HeaderValue = HeaderValue::from_static(
+    "etag, link, location, retry-after, server-timing, x-request-id, ratelimit, ratelimit-policy",
+);
+
+/// The answer to a CORS preflight: 204, with the allowing headers when the
+/// origin is allowed, cacheable by the browser for `cors.max_age_seconds`.
+fn preflight(cors: &CorsSettings, request: &Request) -> Option<Response> {
+    if !cors.enabled() || request.method() != Method::OPTIONS {
+        return None;
+    }
+    let headers = request.headers();
+    let origin = headers.get(header::ORIGIN)?;
+    headers.get(header::ACCESS_CONTROL_REQUEST_METHOD)?;
+    let mut response = Response::new(axum::body::Body::empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let out = response.headers_mut();
+    out.insert(
+        header::VARY,
+        HeaderValue::from_static(
+            "origin, access-control-request-method, access-control-request-headers",
+        ),
+    );
+    let Some(allowed) = cors.allow(origin) else {
+        return Some(response);
+    };
+    out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
+    out.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD, POST, PATCH, PUT, DELETE"),
+    );
+    out.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(
+            "authorization, content-type, if-match, if-none-match, x-api-key, x-request-id",
+        ),
+    );
+    out.insert(header::ACCESS_CONTROL_MAX_AGE, cors.max_age.clone());
+    Some(response)
+}
+
 pin_project_lite::pin_project! {
     /// The response of [`Finish`].
     pub struct Finishing<F> {
-        id: Option<HeaderValue>,
+        outline: Outline,
         #[pin]
         inner: Option<F>,
-        panicked: Option<Panic>,
+        // an answer made before calling the service (a preflight, a panic)
+        early: Option<Response>,
     }
 }
 
@@ -206,8 +313,8 @@ impl<F: std::future::Future<Output = Result<Response, Infallible>>> std::future:
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let mut response = match this.panicked.take() {
-            Some(panic) => internal_error(panic),
+        let mut response = match this.early.take() {
+            Some(response) => response,
             None => {
                 let Some(inner) = this.inner.as_mut().as_pin_mut() else {
                     return Poll::Pending;
@@ -224,12 +331,7 @@ impl<F: std::future::Future<Output = Result<Response, Infallible>>> std::future:
                 }
             }
         };
-        response
-            .headers_mut()
-            .insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-        if let Some(cause) = response.extensions().get::<Cause>() {
-            log(cause, this.id.as_ref(), response.status().as_u16());
-        }
+        this.outline.finish(&mut response);
         Poll::Ready(Ok(response))
     }
 }
@@ -324,10 +426,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_before_or_while_answering_is_a_500_problem() {
+        let metrics = Arc::new(Metrics::default());
+        let cors = Arc::new(CorsSettings {
+            origins: Vec::new(),
+            any_origin: false,
+            max_age: HeaderValue::from(600),
+        });
         let panics_in_call = Finish {
             inner: tower::service_fn(|_: Request| -> Ready<Result<Response, Infallible>> {
                 panic!("in call")
             }),
+            metrics: metrics.clone(),
+            cors: cors.clone(),
         };
         let panics_in_future = Finish {
             inner: tower::service_fn(|_: Request| async {
@@ -335,6 +445,8 @@ mod tests {
                 #[allow(unreachable_code)]
                 Ok::<Response, Infallible>(Response::default())
             }),
+            metrics: metrics.clone(),
+            cors,
         };
         let request = || Request::new(axum::body::Body::empty());
         for response in [

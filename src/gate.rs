@@ -21,6 +21,7 @@ pub struct Gate {
 }
 
 struct Queue {
+    capacity: usize,
     /// Connections not in use.
     free: usize,
     max_waiting: usize,
@@ -51,6 +52,7 @@ impl Gate {
     pub fn new(capacity: usize, max_waiting: usize) -> Gate {
         Gate {
             inner: Arc::new(Mutex::new(Queue {
+                capacity,
                 free: capacity,
                 max_waiting,
                 waiting: 0,
@@ -149,6 +151,12 @@ impl Gate {
     /// Requests waiting now.
     pub fn waiting(&self) -> usize {
         self.inner.lock().expect("gate lock").waiting
+    }
+
+    /// Requests using the database now, and at most.
+    pub fn in_use(&self) -> (usize, usize) {
+        let queue = self.inner.lock().expect("gate lock");
+        (queue.capacity - queue.free, queue.capacity)
     }
 }
 

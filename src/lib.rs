@@ -14,6 +14,7 @@ pub mod encoding;
 pub mod error;
 pub mod front;
 pub mod gate;
+pub mod metrics;
 pub mod openapi;
 pub mod pipeline;
 pub mod read;

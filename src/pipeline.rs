@@ -393,7 +393,8 @@ fn entry_response(
         |_| match variant {
             Some(variant) => {
                 let saved = entry.identity.len().saturating_sub(variant.bytes.len());
-                stats.bytes_saved.fetch_add(saved as u64, Ordering::Relaxed);
+                stats.bytes_saved[variant.coding.index()]
+                    .fetch_add(saved as u64, Ordering::Relaxed);
                 Content {
                     body: Body::from(variant.bytes),
                     coding: Some(variant.coding),

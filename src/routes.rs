@@ -30,6 +30,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/{resource}/{id}/{relation}", get(read))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -172,6 +173,125 @@ async fn healthz(RawQuery(query): RawQuery) -> Response {
         return error.into_response();
     }
     status_body("ok")
+}
+
+/// Prometheus metrics, unless `metrics.listen` serves them elsewhere.
+async fn metrics(State(state): Shared, RawQuery(query): RawQuery) -> Response {
+    if !state.metrics_here {
+        return ApiError::route_not_found("/metrics").into_response();
+    }
+    if let Some(error) = no_parameters(query.as_deref()) {
+        return error.into_response();
+    }
+    metrics_text(&state)
+}
+
+/// The Prometheus text of everything brisk counts.
+pub fn metrics_text(state: &AppState) -> Response {
+    use crate::encoding::Coding;
+    use crate::metrics::Exposition;
+    let mut out = Exposition::default();
+    state.metrics.render(&mut out);
+    let cache = state.cache.counters();
+    out.counter(
+        "brisk_cache_hits_total",
+        "Answers served from the response cache.",
+        cache.hits,
+    );
+    out.counter(
+        "brisk_cache_misses_total",
+        "Answers made because the cache did not hold them.",
+        cache.misses,
+    );
+    out.counter(
+        "brisk_cache_stale_total",
+        "Stale answers served while one refresh ran.",
+        cache.stale,
+    );
+    out.counter(
+        "brisk_cache_evictions_total",
+        "Entries evicted to stay within cache.max_bytes.",
+        cache.evictions,
+    );
+    out.counter(
+        "brisk_not_modified_total",
+        "304 answers.",
+        cache.not_modified,
+    );
+    out.gauge(
+        "brisk_cache_bytes",
+        "Bytes the response cache holds.",
+        cache.bytes_held as f64,
+    );
+    out.gauge(
+        "brisk_cache_entries",
+        "Answers the response cache holds.",
+        cache.entries as f64,
+    );
+    out.header(
+        "brisk_compression_saved_bytes_total",
+        "counter",
+        "Identity bytes minus the bytes sent, over compressed answers, per coding.",
+    );
+    for coding in Coding::ALL {
+        let saved = state.cache.stats.bytes_saved[coding.index()]
+            .load(std::sync::atomic::Ordering::Relaxed);
+        out.sample(
+            "brisk_compression_saved_bytes_total",
+            &[("coding", coding.token())],
+            saved as f64,
+        );
+    }
+    let (in_use, capacity) = state.gate.in_use();
+    out.gauge(
+        "brisk_db_in_use",
+        "Requests using a database connection now.",
+        in_use as f64,
+    );
+    out.gauge(
+        "brisk_db_capacity",
+        "Database connections requests may use at once.",
+        capacity as f64,
+    );
+    out.gauge(
+        "brisk_db_waiting",
+        "Requests waiting for a database connection.",
+        state.gate.waiting() as f64,
+    );
+    out.counter(
+        "brisk_outside_changes_total",
+        "Changes made by other programs that brisk noticed.",
+        state.changes.outside_changes(),
+    );
+    if let Some(cluster) = &state.cluster {
+        use std::sync::atomic::Ordering::Relaxed;
+        out.gauge(
+            "brisk_redis_connected",
+            "1 while Redis is reachable.",
+            f64::from(u8::from(cluster.is_connected())),
+        );
+        out.counter(
+            "brisk_invalidations_sent_total",
+            "Changes announced to the other instances.",
+            cluster.changes_sent.load(Relaxed),
+        );
+        out.counter(
+            "brisk_invalidations_received_total",
+            "Changes received from the instances (this one's included).",
+            cluster.changes_received.load(Relaxed),
+        );
+    }
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        out.0,
+    )
+        .into_response()
 }
 
 async fn readyz(State(state): Shared, RawQuery(query): RawQuery) -> Response {

@@ -6,9 +6,10 @@
 use crate::cache::ResponseCache;
 use crate::changes::Changes;
 use crate::cluster::Cluster;
-use crate::config::{CompressionSettings, WriteSettings};
+use crate::config::{CompressionSettings, CorsSettings, WriteSettings};
 use crate::db::Database;
 use crate::gate::Gate;
+use crate::metrics::Metrics;
 use crate::validators::Validators;
 use brisk_query::rows::Budget;
 use brisk_query::{CursorCodec, Limits, Schema};
@@ -40,4 +41,9 @@ pub struct AppState {
     pub cluster: Option<Arc<Cluster>>,
     /// Names this instance in change notifications.
     pub instance_id: String,
+    pub metrics: Arc<Metrics>,
+    /// Which browser origins may read answers.
+    pub cors: Arc<CorsSettings>,
+    /// Whether `/metrics` is served on the main address (not on `metrics.listen`).
+    pub metrics_here: bool,
 }

@@ -14,9 +14,9 @@
 mod settings;
 
 pub use settings::{
-    CachePolicy, CacheSettings, ChangeSettings, CompressionSettings, DatabaseSettings, DatabaseUrl,
-    HttpSettings, LogSettings, ReadSettings, RedisSettings, SchemaSettings, Settings,
-    WriteSettings,
+    CachePolicy, CacheSettings, ChangeSettings, CompressionSettings, CorsSettings,
+    DatabaseSettings, DatabaseUrl, HttpSettings, LogFormat, LogSettings, ReadSettings,
+    RedisSettings, SchemaSettings, Settings, WriteSettings,
 };
 
 use anyhow::{Context, bail};
@@ -42,6 +42,8 @@ pub struct Config {
     pub redis: RedisConfig,
     pub changes: ChangesConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
+    pub cors: CorsConfig,
     /// Per-resource settings, by table or view name.
     pub resources: BTreeMap<String, ResourceConfig>,
 }
@@ -196,12 +198,43 @@ pub struct ChangesConfig {
 pub struct LogConfig {
     /// Which log lines are written, as a tracing filter (`brisk=debug`).
     pub filter: String,
+    /// `text` (one plain line each) or `json` (one JSON object each).
+    pub format: String,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             filter: "brisk=info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` on this address instead of the main one
+    /// (an admin port); unset: on the main address.
+    #[serde(with = "empty_is_unset")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins allowed to read answers from a browser (`https://app.example`),
+    /// or `*` for any; empty: no CORS headers at all.
+    pub origins: Vec<String>,
+    /// How long browsers may keep a preflight's answer, in seconds.
+    pub max_age_seconds: u64,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        CorsConfig {
+            origins: Vec::new(),
+            max_age_seconds: 600,
         }
     }
 }
@@ -321,6 +354,8 @@ impl Default for Config {
             redis: RedisConfig::default(),
             changes: ChangesConfig::default(),
             log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
+            cors: CorsConfig::default(),
             resources: BTreeMap::new(),
         }
     }

@@ -29,6 +29,9 @@ pub struct Settings {
     pub redis: Option<RedisSettings>,
     pub changes: ChangeSettings,
     pub log: LogSettings,
+    /// Where `/metrics` is served apart from the API, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
+    pub cors: CorsSettings,
     /// Names this process in change notifications, so it skips its own.
     pub instance_id: String,
 }
@@ -152,6 +155,37 @@ pub struct ChangeSettings {
 pub struct LogSettings {
     /// A tracing filter: `brisk=info`, `brisk=debug,tower_http=trace`.
     pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Which browser origins may read answers (CORS).
+#[derive(Debug, Clone)]
+pub struct CorsSettings {
+    /// Empty: no CORS headers.
+    pub origins: Vec<HeaderValue>,
+    pub any_origin: bool,
+    pub max_age: HeaderValue,
+}
+
+impl CorsSettings {
+    /// The `Access-Control-Allow-Origin` for a request from `origin`, if allowed.
+    pub fn allow(&self, origin: &HeaderValue) -> Option<HeaderValue> {
+        if self.any_origin {
+            Some(HeaderValue::from_static("*"))
+        } else {
+            self.origins.iter().find(|o| *o == origin).cloned()
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.any_origin || !self.origins.is_empty()
+    }
 }
 
 /// Where the data lives.
@@ -230,6 +264,13 @@ impl Settings {
                     .then(|| Duration::from_millis(config.changes.poll_ms)),
             },
             log: log(&config)?,
+            metrics_listen: match &config.metrics.listen {
+                Some(address) => Some(address.parse().with_context(|| {
+                    format!("metrics.listen '{address}' is not an address like 127.0.0.1:9090")
+                })?),
+                None => None,
+            },
+            cors: cors(&config)?,
             instance_id: random_hex(8),
         })
     }
@@ -444,8 +485,34 @@ fn log(config: &Config) -> anyhow::Result<LogSettings> {
             config.log.filter
         )
     })?;
+    let format = match config.log.format.as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => bail!("log.format must be text or json, not '{other}'"),
+    };
     Ok(LogSettings {
         filter: config.log.filter.clone(),
+        format,
+    })
+}
+
+fn cors(config: &Config) -> anyhow::Result<CorsSettings> {
+    let any_origin = config.cors.origins.iter().any(|o| o == "*");
+    let origins = config
+        .cors
+        .origins
+        .iter()
+        .filter(|o| *o != "*")
+        .map(|o| {
+            HeaderValue::from_str(o.trim_end_matches('/')).with_context(|| {
+                format!("cors.origins: '{o}' is not an origin like https://app.example")
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(CorsSettings {
+        origins,
+        any_origin,
+        max_age: HeaderValue::from(config.cors.max_age_seconds),
     })
 }
 

@@ -9,6 +9,7 @@ mod cluster;
 mod cursors;
 mod errors;
 mod limits;
+mod observability;
 mod openapi;
 mod property;
 mod questions;
