@@ -11,6 +11,7 @@ use brisk::dataset::{self, DemoSpec, Target};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The scale of the test shop: 1,000 users, 500 products, 10,000 orders.
 pub const SCALE: f64 = 0.1;
@@ -504,10 +505,16 @@ pub struct BriskProcess {
 impl BriskProcess {
     /// Starts `brisk serve --db db_url` with `env` and waits until it is ready.
     pub async fn start(db_url: &str, env: &[(&str, &str)], name: &str) -> BriskProcess {
+        static NEXT_LOG: AtomicUsize = AtomicUsize::new(0);
         let port = free_port();
         let log = std::env::temp_dir()
             .join("brisk-tests")
-            .join(format!("{name}-{}.log", std::process::id()));
+            // tests of both databases run at once in one process: a counter keeps their logs apart
+            .join(format!(
+                "{name}-{}-{}.log",
+                std::process::id(),
+                NEXT_LOG.fetch_add(1, Ordering::Relaxed)
+            ));
         std::fs::create_dir_all(log.parent().unwrap()).unwrap();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_brisk"));
         command
