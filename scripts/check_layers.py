@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 LAYERS = [
-    ["encoding", "versions", "dataset", "gate", "metrics"],
+    ["encoding", "versions", "dataset", "gate", "metrics", "auth"],
     ["config", "conditional"],
-    ["db", "cluster"],
-    ["error", "validators", "changes", "telemetry"],
-    ["cache", "server"],
+    ["db", "cluster", "roles"],
+    ["error", "validators", "changes", "telemetry", "rate_limit"],
+    ["cache", "server", "access"],
     ["state", "respond", "openapi"],
     ["read", "write"],
     ["pipeline"],

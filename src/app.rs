@@ -3,6 +3,7 @@
 //! injected listener until an injected shutdown signal, so tests run the
 //! real app on port 0. Each component gets its own settings section.
 
+use crate::access::Access;
 use crate::cache::ResponseCache;
 use crate::changes::{self, Changes};
 use crate::cluster::Cluster;
@@ -11,6 +12,7 @@ use crate::config::{HttpSettings, SchemaSettings, Settings};
 use crate::db::Database;
 use crate::front::{self, Front, HeadBounds};
 use crate::gate::Gate;
+use crate::roles::{Role, Roles};
 use crate::state::AppState;
 use crate::validators::Validators;
 use crate::versions::Versions;
@@ -37,9 +39,17 @@ impl App {
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         let db = Database::connect(&settings.database).await?;
         let schema = load_schema(&db, &settings.database.schema, &settings.schema).await?;
-        let openapi = openapi::document(&schema, &settings.reads.limits, settings.writes.enabled);
-        let openapi =
-            Bytes::from(serde_json::to_vec(&openapi).context("rendering the OpenAPI document")?);
+        let roles = Roles::new(&settings.access, &schema, settings.reads.limits)?;
+        let documents = roles
+            .iter()
+            .map(|role| {
+                let document = role_document(role, settings);
+                let bytes =
+                    serde_json::to_vec(&document).context("rendering the OpenAPI document")?;
+                Ok((role.name.to_string(), Bytes::from(bytes)))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        announce_access(settings, &roles);
         let versions = Arc::new(
             Versions::new(schema.resource_names(), db.last_changed().await).with_views(
                 schema
@@ -57,6 +67,7 @@ impl App {
                 .clone()
                 .zip(settings.redis.as_ref().map(|r| r.degraded_ttl)),
         );
+        let access = Access::new(&settings.access, roles, cluster.clone(), documents)?;
         let changes = Changes::new(versions.clone(), cluster.clone());
         if let Some(cluster) = &cluster {
             tokio::spawn(cluster.clone().run(versions, seed));
@@ -82,7 +93,7 @@ impl App {
             db,
             limits: settings.reads.limits,
             cursors: CursorCodec::new(settings.reads.cursor_secret.clone()),
-            openapi,
+            access,
             validators,
             changes,
             compression: settings.compression,
@@ -130,6 +141,44 @@ impl App {
         }
         server::serve(listener, self.service, self.http, shutdown).await
     }
+}
+
+/// The OpenAPI document of what `role` may do.
+pub fn role_document(role: &Role, settings: &Settings) -> serde_json::Value {
+    let writes = settings.writes.enabled;
+    openapi::document(
+        &role.reads,
+        &settings.reads.limits,
+        &|resource, method| writes && role.may_write(resource, method),
+        settings
+            .access
+            .configured
+            .then_some(settings.access.api_key_header.as_str()),
+    )
+}
+
+/// Says at start-up who may do what, loudly when anyone may do anything.
+fn announce_access(settings: &Settings, roles: &Roles) {
+    if !settings.access.configured {
+        if settings.writes.enabled {
+            tracing::warn!(
+                "no API keys, tokens or roles are configured: anyone who reaches this address may read and WRITE every served resource (writes = true); see docs/auth.md"
+            );
+        } else {
+            tracing::info!(
+                "no API keys, tokens or roles are configured: anyone who reaches this address may read every served resource; see docs/auth.md"
+            );
+        }
+        return;
+    }
+    let mut names: Vec<&str> = roles.iter().map(|r| &*r.name).collect();
+    names.sort_unstable();
+    tracing::info!(
+        roles = names.join(", "),
+        keys = settings.access.keys.len(),
+        jwt = settings.access.jwt.is_some(),
+        "access control on: callers without credentials are anonymous"
+    );
 }
 
 /// Introspects the database (`schema_name` on PostgreSQL) and applies the

@@ -32,8 +32,9 @@ use std::time::SystemTime;
 pub enum SlotKey {
     /// An entry, under the request's one spelling.
     Answer(CanonicalRequest),
-    /// An alias, under the raw path and query a client sent.
-    Alias(Box<str>),
+    /// An alias, under the caller's partition (see `access::Viewer`) and
+    /// the raw path and query it sent.
+    Alias(Arc<str>, Box<str>),
 }
 
 impl Hash for SlotKey {
@@ -43,25 +44,26 @@ impl Hash for SlotKey {
                 state.write_u8(0);
                 request.as_str().hash(state);
             }
-            SlotKey::Alias(raw) => AliasKey(raw).hash(state),
+            SlotKey::Alias(partition, raw) => AliasKey(partition, raw).hash(state),
         }
     }
 }
 
 /// An alias key borrowed from a request: looked up on every hit, so
 /// without allocating.
-struct AliasKey<'a>(&'a str);
+struct AliasKey<'a>(&'a str, &'a str);
 
 impl Hash for AliasKey<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u8(1);
         self.0.hash(state);
+        self.1.hash(state);
     }
 }
 
 impl Equivalent<SlotKey> for AliasKey<'_> {
     fn equivalent(&self, key: &SlotKey) -> bool {
-        matches!(key, SlotKey::Alias(raw) if **raw == *self.0)
+        matches!(key, SlotKey::Alias(partition, raw) if **partition == *self.0 && **raw == *self.1)
     }
 }
 
@@ -264,7 +266,7 @@ impl Weighter<SlotKey, Slot> for SlotWeighter {
     fn weight(&self, key: &SlotKey, slot: &Slot) -> u64 {
         match (key, slot) {
             (_, Slot::Entry(_, weight)) => *weight,
-            (SlotKey::Alias(raw), Slot::Alias(_)) => raw.len() as u64 + ALIAS_OVERHEAD,
+            (SlotKey::Alias(_, raw), Slot::Alias(_)) => raw.len() as u64 + ALIAS_OVERHEAD,
             (SlotKey::Answer(request), Slot::Alias(_)) => {
                 request.as_str().len() as u64 + ALIAS_OVERHEAD
             }
@@ -366,9 +368,10 @@ impl ResponseCache {
             .expect("every served resource has a policy")
     }
 
-    /// The entry a raw path and query led to before, if it is still held.
-    pub fn by_alias(&self, path_and_query: &str) -> Option<Arc<Entry>> {
-        match self.map.get(&AliasKey(path_and_query))? {
+    /// The entry a raw path and query led to before, for callers of this
+    /// partition, if it is still held.
+    pub fn by_alias(&self, partition: &str, path_and_query: &str) -> Option<Arc<Entry>> {
+        match self.map.get(&AliasKey(partition, path_and_query))? {
             Slot::Alias(entry) => entry.upgrade(),
             Slot::Entry(..) => None,
         }
@@ -400,14 +403,14 @@ impl ResponseCache {
             .insert(SlotKey::Answer(entry.key.clone()), Slot::entry(entry));
     }
 
-    pub fn alias(&self, path_and_query: &str, entry: &Arc<Entry>) {
-        let fresh = match self.map.peek(&AliasKey(path_and_query)) {
+    pub fn alias(&self, partition: &Arc<str>, path_and_query: &str, entry: &Arc<Entry>) {
+        let fresh = match self.map.peek(&AliasKey(partition, path_and_query)) {
             Some(Slot::Alias(existing)) => !std::ptr::eq(existing.as_ptr(), Arc::as_ptr(entry)),
             _ => true,
         };
         if fresh {
             self.map.insert(
-                SlotKey::Alias(path_and_query.into()),
+                SlotKey::Alias(partition.clone(), path_and_query.into()),
                 Slot::Alias(Arc::downgrade(entry)),
             );
         }

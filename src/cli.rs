@@ -1,11 +1,12 @@
 //! The command line: `serve`, `demo`, `load-demo`, `install-triggers` and
 //! `openapi`.
 
-use crate::app::{App, load_schema};
+use crate::app::{App, load_schema, role_document};
 use crate::config::{Config, DatabaseUrl, LogConfig, LogFormat, LogSettings, Overrides, Settings};
 use crate::dataset::{self, DemoSpec, Target};
 use crate::db::Database;
-use crate::{openapi, telemetry};
+use crate::roles::Roles;
+use crate::telemetry;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -95,6 +96,28 @@ enum Command {
         /// A brisk.toml [default: ./brisk.toml if present]
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Describe what this role may do
+        #[arg(long, default_value = "anonymous")]
+        role: String,
+    },
+    /// API keys: `brisk key new --role reader` prints a new key once, and
+    /// the lines that let it in (only the key's SHA-256 digest is stored)
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Make a new random API key for a role
+    New {
+        /// The role the key acts as (a [roles.NAME] of brisk.toml)
+        #[arg(long)]
+        role: String,
+        /// The key's name in logs and rate limits [default: the role and a random suffix]
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 
@@ -203,7 +226,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Openapi { db, config } => {
+        Command::Key {
+            command: KeyCommand::New { role, name },
+        } => {
+            let issued = crate::auth::keys::issue(&role, name.as_deref())?;
+            println!("{}", issued.instructions());
+            Ok(())
+        }
+        Command::Openapi { db, config, role } => {
             let settings = settings(
                 config.as_deref(),
                 Overrides {
@@ -214,8 +244,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let database = Database::connect(&settings.database).await?;
             let schema =
                 load_schema(&database, &settings.database.schema, &settings.schema).await?;
-            let document =
-                openapi::document(&schema, &settings.reads.limits, settings.writes.enabled);
+            let roles = Roles::new(&settings.access, &schema, settings.reads.limits)?;
+            let role = roles
+                .get(&role)
+                .with_context(|| format!("--role {role} is not a configured role"))?;
+            let document = role_document(role, &settings);
             println!("{}", serde_json::to_string_pretty(&document)?);
             Ok(())
         }

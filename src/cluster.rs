@@ -8,6 +8,7 @@
 //! - `P:versions`, `P:floors`: hashes of table → version, table → floor
 //! - `P:rows:<table>`: hash of row key → version
 //! - `P:entry:<hash>`: a cached answer, zstd-compressed, with its TTL
+//! - `P:limit:<quota>:<caller>`: a shared rate limit's theoretical arrival time
 //! - channel `P:changes`: one message per write, after it committed
 //!
 //! Redis holds the whole version state, so an instance that starts, or comes
@@ -77,6 +78,31 @@ end
 return 1
 ";
 
+/// One step of GCRA (the generic cell rate algorithm) on a shared limit, on
+/// Redis's clock so instances with skewed clocks agree. The key holds the
+/// theoretical arrival time (TAT), in microseconds. ARGV: the emission
+/// interval (window / requests) in microseconds, the burst (requests), the
+/// cost. Returns allowed (1 or 0), requests left, microseconds until
+/// allowed, microseconds until the quota is whole again.
+const GCRA: &str = r"
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local interval, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local after = tat + cost * interval
+local allowed_at = after - burst * interval
+if now < allowed_at then
+  return {0, math.floor((burst * interval - (tat - now)) / interval), allowed_at - now, tat - now}
+end
+redis.call('SET', KEYS[1], string.format('%d', after), 'PX', math.ceil((after - now) / 1000))
+return {1, math.floor((burst * interval - (after - now)) / interval), 0, after - now}
+";
+
+/// What a shared limit said: allowed, requests left, microseconds until
+/// allowed, microseconds until whole.
+pub type GcraStep = (bool, u64, u64, u64);
+
 /// The connection to Redis and what is known of its health.
 pub struct Cluster {
     prefix: String,
@@ -88,6 +114,7 @@ pub struct Cluster {
     pub changes_received: AtomicU64,
     claim: Script,
     announce: Script,
+    gcra: Script,
     /// Tables this instance wrote while Redis was away.
     unannounced: Mutex<BTreeSet<String>>,
 }
@@ -115,6 +142,7 @@ impl Cluster {
             changes_received: AtomicU64::new(0),
             claim: Script::new(CLAIM),
             announce: Script::new(ANNOUNCE),
+            gcra: Script::new(GCRA),
             unannounced: Mutex::default(),
         }))
     }
@@ -346,6 +374,38 @@ impl Cluster {
             .await
         {
             self.failed(&error);
+        }
+    }
+
+    /// Spends `cost` of the shared limit `limit` (a quota and a caller):
+    /// `None` while Redis is away, and the caller decides alone.
+    pub async fn gcra(
+        &self,
+        limit: &str,
+        interval: Duration,
+        burst: u32,
+        cost: u32,
+    ) -> Option<GcraStep> {
+        let mut redis = self.connection().await?;
+        let step = self
+            .gcra
+            .key(format!("{}:limit:{limit}", self.prefix))
+            .arg(interval.as_micros().max(1) as u64)
+            .arg(burst)
+            .arg(cost)
+            .invoke_async::<(i64, i64, i64, i64)>(&mut redis)
+            .await;
+        match step {
+            Ok((allowed, left, wait, whole)) => Some((
+                allowed == 1,
+                left.max(0) as u64,
+                wait.max(0) as u64,
+                whole.max(0) as u64,
+            )),
+            Err(error) => {
+                self.failed(&error);
+                None
+            }
         }
     }
 

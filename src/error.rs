@@ -12,11 +12,15 @@ use crate::db::DbError;
 use crate::gate::Refused;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use brisk_query::{ErrorKind, QueryErrors};
+use brisk_query::{ErrorKind, QueryError, QueryErrors};
 use serde::Serialize;
 
 /// Where the problem types are documented: `docs/errors.md` names each.
 pub const PROBLEM_BASE: &str = "https://brisk.dev/problems/";
+
+/// The problem type of a refused rate limit, as the IETF draft registers it.
+pub const QUOTA_EXCEEDED_TYPE: &str =
+    "https://iana.org/assignments/http-problem-types#quota-exceeded";
 
 macro_rules! problems {
     ($($(#[$doc:meta])* $name:ident => $status:ident, $slug:literal, $title:literal;)*) => {
@@ -89,6 +93,15 @@ problems! {
     PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload-too-large", "Body too large";
     /// Writes are switched off (`writes = false`).
     WritesDisabled => FORBIDDEN, "writes-disabled", "Writes are disabled";
+    /// Credentials that are malformed, unknown, expired or badly signed
+    /// (sent with `WWW-Authenticate`, RFC 6750).
+    Unauthorized => UNAUTHORIZED, "unauthorized", "Unauthorized";
+    /// The caller's role may not do this (read a resource, write with a
+    /// method), or its row rule cannot apply to its credentials.
+    Forbidden => FORBIDDEN, "forbidden", "Forbidden";
+    /// The caller spent its rate limit (with `Retry-After` and the
+    /// `RateLimit` fields); the type is the IANA-registered one.
+    QuotaExceeded => TOO_MANY_REQUESTS, "quota-exceeded", "Quota exceeded";
     /// `If-Match` (or `If-None-Match` on a write) does not hold.
     PreconditionFailed => PRECONDITION_FAILED, "precondition-failed", "Precondition failed";
     /// `http.require_if_match` and a write without `If-Match`.
@@ -110,7 +123,11 @@ problems! {
 impl Problem {
     /// The `type` URI.
     pub fn type_uri(self) -> String {
-        format!("{PROBLEM_BASE}{}", self.slug())
+        match self {
+            // draft-ietf-httpapi-ratelimit-headers §5 registers this one
+            Problem::QuotaExceeded => QUOTA_EXCEEDED_TYPE.to_string(),
+            _ => format!("{PROBLEM_BASE}{}", self.slug()),
+        }
     }
 }
 
@@ -130,6 +147,7 @@ impl From<ErrorKind> for Problem {
             ErrorKind::MalformedBody => Problem::MalformedBody,
             ErrorKind::InvalidField => Problem::InvalidField,
             ErrorKind::LimitExceeded => Problem::LimitExceeded,
+            ErrorKind::Forbidden => Problem::Forbidden,
         }
     }
 }
@@ -144,7 +162,10 @@ pub struct ApiError {
     /// Extra headers (`Allow` on 405, `Retry-After` on 503).
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
     /// What went wrong inside, for the log only.
-    pub cause: Option<Cause>,
+    pub cause: Option<Box<Cause>>,
+    /// Extension members of the problem (RFC 9457 §3.2), such as the
+    /// `violated-policies` of a refused rate limit.
+    pub extensions: Vec<(String, serde_json::Value)>,
 }
 
 /// The inside story of an error: logged with the request id by the routes'
@@ -193,6 +214,8 @@ struct Body<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [FieldError],
+    #[serde(flatten)]
+    extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -203,7 +226,14 @@ impl ApiError {
             errors: Vec::new(),
             headers: Vec::new(),
             cause: None,
+            extensions: Vec::new(),
         }
+    }
+
+    /// Adds an extension member to the problem.
+    pub fn with_extension(mut self, name: &str, value: serde_json::Value) -> ApiError {
+        self.extensions.push((name.to_string(), value));
+        self
     }
 
     pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> ApiError {
@@ -213,10 +243,10 @@ impl ApiError {
 
     /// Adds what the log (not the client) should know.
     pub fn with_cause(mut self, level: tracing::Level, message: impl Into<String>) -> ApiError {
-        self.cause = Some(Cause {
+        self.cause = Some(Box::new(Cause {
             level,
             message: message.into(),
-        });
+        }));
         self
     }
 
@@ -242,6 +272,7 @@ impl ApiError {
             status: self.problem.status().as_u16(),
             detail: &self.detail,
             errors: &self.errors,
+            extensions: self.extensions.iter().cloned().collect(),
         })
         .expect("problem bodies serialise")
     }
@@ -253,6 +284,12 @@ pub const MAX_LISTED_ERRORS: usize = 20;
 /// Longest text (in bytes) a problem quotes from one error, since errors
 /// quote what the client sent.
 const MAX_QUOTED_BYTES: usize = 300;
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> ApiError {
+        QueryErrors::from(error).into()
+    }
+}
 
 impl From<QueryErrors> for ApiError {
     fn from(errors: QueryErrors) -> ApiError {
@@ -369,7 +406,7 @@ impl IntoResponse for ApiError {
             headers.insert(name, value);
         }
         if let Some(cause) = self.cause {
-            response.extensions_mut().insert(cause);
+            response.extensions_mut().insert(*cause);
         }
         response
     }

@@ -8,6 +8,7 @@
 //! an error written to the log with that id: the one place errors are
 //! logged.
 
+use crate::access::Spent;
 use crate::config::CorsSettings;
 use crate::error::{ApiError, Cause, Problem};
 use crate::metrics::{Metrics, Route};
@@ -366,7 +367,10 @@ fn internal_error(panic: Panic) -> Response {
     .into_response()
 }
 
-/// Answers fresh cache hits itself and hands everything else to the router.
+/// Lets a request in ([`crate::access`]: who asks, and whether its rate
+/// limit allows), answers fresh cache hits itself, and hands everything
+/// else to the router with the caller in the request's extensions. Paths
+/// outside `/v1/` (health, metrics) skip the access layer.
 #[derive(Clone)]
 pub struct CacheFirst {
     state: Arc<AppState>,
@@ -376,18 +380,56 @@ pub struct CacheFirst {
 impl Service<Request> for CacheFirst {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<Ready<Result<Response, Infallible>>, <Router as Service<Request>>::Future>;
+    type Future = Either<
+        <Router as Service<Request>>::Future,
+        Pin<Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>>,
+    >;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        match pipeline::hit(&self.state, &request) {
-            Some(response) => Either::Left(ready(Ok(response))),
-            None => Either::Right(self.router.call(request)),
+        if !request.uri().path().starts_with("/v1/") {
+            return Either::Left(self.router.call(request));
         }
+        let state = self.state.clone();
+        let router = self.router.clone();
+        Either::Right(Box::pin(admit_then_serve(state, router, request)))
     }
+}
+
+async fn admit_then_serve(
+    state: Arc<AppState>,
+    mut router: Router,
+    mut request: Request,
+) -> Result<Response, Infallible> {
+    let peer = crate::server::client_address(&request)
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |address| address.ip());
+    let access = &state.access;
+    let viewer = match access.identify(request.headers(), peer, &state.metrics) {
+        Ok(viewer) => viewer,
+        Err(error) => return Ok(error.into_response()),
+    };
+    let spent = match access.spend(&viewer, 1, &state.metrics).await {
+        Ok(spent) => spent,
+        Err(error) => return Ok(error.into_response()),
+    };
+    let mut response = match pipeline::hit(&state, &request, &viewer) {
+        Some(response) => response,
+        None => {
+            request.extensions_mut().insert(viewer.clone());
+            router.call(request).await?
+        }
+    };
+    // a miss that cost more left the later decision in the response
+    let spent = response.extensions_mut().remove::<Spent>().or(spent);
+    let headers = response.headers_mut();
+    if let Some(spent) = spent {
+        spent.write_headers(headers);
+    }
+    access.finish_headers(&viewer, headers);
+    Ok(response)
 }
 
 /// Request ids `<process prefix>-<sequence>`: unique across instances

@@ -4,11 +4,20 @@
 use crate::error::Problem;
 use brisk_query::params::Operator;
 use brisk_query::schema::{Cardinality, Column, ColumnKind, Resource};
+use brisk_query::write::WriteMethod;
 use brisk_query::{Limits, Schema};
 use serde_json::{Map, Value, json};
 
-/// `writes`: whether the write routes are on (and so described).
-pub fn document(schema: &Schema, limits: &Limits, writes: bool) -> Value {
+/// The document of what one role may do: `schema` is what it may read,
+/// `may_write` which write methods it may use on which resource, and
+/// `api_key_header` is set when credentials are accepted at all (then the
+/// security schemes and the 401, 403 and 429 answers are described).
+pub fn document(
+    schema: &Schema,
+    limits: &Limits,
+    may_write: &dyn Fn(&str, WriteMethod) -> bool,
+    api_key_header: Option<&str>,
+) -> Value {
     let mut paths = Map::new();
     let mut schemas = Map::new();
     for resource in schema.resources() {
@@ -32,8 +41,17 @@ pub fn document(schema: &Schema, limits: &Limits, writes: bool) -> Value {
             "parameters": [id_parameter(key), fields_parameter(resource), include_parameter(schema, resource)],
             "responses": single_responses(&resource.name, false),
         }});
-        if writes {
-            write_operations(resource, key, &mut collection, &mut row);
+        let methods = |method| may_write(&resource.name, method);
+        if [
+            WriteMethod::Post,
+            WriteMethod::Patch,
+            WriteMethod::Put,
+            WriteMethod::Delete,
+        ]
+        .into_iter()
+        .any(methods)
+        {
+            write_operations(resource, key, &methods, &mut collection, &mut row);
             schemas.insert(format!("{}_input", resource.name), input_schema(resource));
         }
         paths.insert(format!("/v1/{}", resource.name), collection);
@@ -91,6 +109,27 @@ pub fn document(schema: &Schema, limits: &Limits, writes: bool) -> Value {
             "responses": { "200": status_response("ready"), "503": problem_ref("503") },
         }}),
     );
+    if api_key_header.is_some() {
+        // every API route may refuse credentials, a role, or a spent limit
+        for (path, item) in paths.iter_mut() {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            for operation in item
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|o| o.values_mut())
+            {
+                if let Some(responses) = operation["responses"].as_object_mut() {
+                    for status in ["401", "403", "429"] {
+                        responses
+                            .entry(status)
+                            .or_insert_with(|| problem_ref(status));
+                    }
+                }
+            }
+        }
+    }
     schemas.insert("Problem".into(), problem_schema());
     schemas.insert("Meta".into(), meta_schema());
     schemas.insert("Links".into(), links_schema());
@@ -106,7 +145,9 @@ pub fn document(schema: &Schema, limits: &Limits, writes: bool) -> Value {
         "components": {
             "schemas": schemas,
             "responses": problem_responses(),
+            "securitySchemes": api_key_header.map_or_else(|| json!({}), security_schemes),
         },
+        "security": if api_key_header.is_some() { json!([{}, { "bearer": [] }, { "apiKey": [] }]) } else { json!([]) },
         "x-problem-types": Problem::ALL.iter().map(|p| json!({
             "type": p.type_uri(),
             "title": p.title(),
@@ -115,8 +156,14 @@ pub fn document(schema: &Schema, limits: &Limits, writes: bool) -> Value {
     })
 }
 
-/// POST on the collection; PATCH, PUT and DELETE on the row.
-fn write_operations(resource: &Resource, key: &Column, collection: &mut Value, row: &mut Value) {
+/// POST on the collection; PATCH, PUT and DELETE on the row: those granted.
+fn write_operations(
+    resource: &Resource,
+    key: &Column,
+    granted: &dyn Fn(WriteMethod) -> bool,
+    collection: &mut Value,
+    row: &mut Value,
+) {
     let name = &resource.name;
     let input = json!({ "$ref": format!("#/components/schemas/{name}_input") });
     let created = json!({
@@ -150,7 +197,8 @@ fn write_operations(resource: &Resource, key: &Column, collection: &mut Value, r
     });
     let mut post_responses = problems(&["400", "403", "404", "409", "413", "415", "422"]);
     post_responses.insert("201".into(), created);
-    collection["post"] = json!({
+    if granted(WriteMethod::Post) {
+        collection["post"] = json!({
         "operationId": format!("create_{name}"),
         "summary": format!("Create one row of {name}, or several in one transaction"),
         "tags": [name],
@@ -158,7 +206,8 @@ fn write_operations(resource: &Resource, key: &Column, collection: &mut Value, r
             "oneOf": [input.clone(), { "type": "array", "items": input.clone() }],
         }}}},
         "responses": post_responses,
-    });
+        });
+    }
     for (method, summary, body_required) in [
         ("patch", "Change the fields given", true),
         (
@@ -168,6 +217,14 @@ fn write_operations(resource: &Resource, key: &Column, collection: &mut Value, r
         ),
         ("delete", "Delete the row", false),
     ] {
+        let write_method = match method {
+            "patch" => WriteMethod::Patch,
+            "put" => WriteMethod::Put,
+            _ => WriteMethod::Delete,
+        };
+        if !granted(write_method) {
+            continue;
+        }
         let mut responses = problems(&[
             "400", "403", "404", "409", "412", "413", "415", "422", "428",
         ]);
@@ -466,7 +523,18 @@ fn problem_responses() -> Value {
             "400",
             "The request is malformed: each problem is named in `errors`",
         ),
-        ("403", "Writes are switched off"),
+        (
+            "401",
+            "The credentials are malformed, unknown, expired or badly signed; see WWW-Authenticate",
+        ),
+        (
+            "403",
+            "The caller's role may not do this, or writes are switched off",
+        ),
+        (
+            "429",
+            "The caller's rate limit is spent; see Retry-After and RateLimit",
+        ),
         ("404", "No such resource, row, relation or route"),
         ("405", "The route does not allow the method; see Allow"),
         (
@@ -495,6 +563,15 @@ fn problem_responses() -> Value {
         );
     }
     Value::Object(responses)
+}
+
+/// API keys and JWTs, both as `Authorization: Bearer`; keys also in their
+/// own header. No credentials is allowed too: the `anonymous` role.
+fn security_schemes(api_key_header: &str) -> Value {
+    json!({
+        "bearer": { "type": "http", "scheme": "bearer", "description": "an API key (`brisk key new`) or a JWT" },
+        "apiKey": { "type": "apiKey", "in": "header", "name": api_key_header, "description": "an API key (auth.api_key_header)" },
+    })
 }
 
 fn problem_schema() -> Value {

@@ -10,10 +10,11 @@
 //! while served stale (stale-while-revalidate), and are recompressed at the
 //! highest levels once they prove hot.
 
+use crate::access::{Spent, Viewer};
 use crate::cache::{Answered, Entry, Variant};
 use crate::conditional::Etag;
 use crate::encoding::{self, AcceptEncoding, Coding, Negotiated};
-use crate::gate::Client;
+use crate::error::ApiError;
 use crate::read::{self, Answer, Caller, PlannedRead, ReadPath};
 use crate::respond::{self, CacheOutcome, Content, Described, Timing};
 use crate::state::AppState;
@@ -27,8 +28,9 @@ use std::time::{Duration, Instant};
 
 /// The parts of a read request the response depends on.
 pub struct ReadRequest<'a> {
-    /// Whose turn a miss takes at the database.
-    pub client: Client,
+    /// Who asks: its role, rows, partition of the cache, and its address
+    /// (whose turn a miss takes at the database).
+    pub viewer: &'a Viewer,
     pub path: ReadPath<'a>,
     /// The raw path and query, as the client sent them: the alias key.
     pub path_and_query: &'a str,
@@ -39,7 +41,11 @@ pub struct ReadRequest<'a> {
 /// The fast path of a cache hit, before any routing: the raw path and query
 /// lead to a fresh entry that already has the client's coding. `None` sends
 /// the request the long way (routing, planning, compressing).
-pub fn hit(state: &Arc<AppState>, request: &Request<Body>) -> Option<Response<Body>> {
+pub fn hit(
+    state: &Arc<AppState>,
+    request: &Request<Body>,
+    viewer: &Viewer,
+) -> Option<Response<Body>> {
     if !matches!(*request.method(), Method::GET | Method::HEAD) || !state.cache.enabled {
         return None;
     }
@@ -48,7 +54,7 @@ pub fn hit(state: &Arc<AppState>, request: &Request<Body>) -> Option<Response<Bo
         return None;
     }
     let path_and_query = request.uri().path_and_query()?.as_str();
-    let entry = state.cache.by_alias(path_and_query)?;
+    let entry = state.cache.by_alias(&viewer.partition, path_and_query)?;
     let started = Instant::now();
     if state
         .validators
@@ -84,12 +90,14 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
     let bypass = state.cache.honor_client_no_cache && asks_no_cache(request.headers);
     if state.cache.enabled
         && !bypass
-        && let Some(entry) = state.cache.by_alias(request.path_and_query)
+        && let Some(entry) = state
+            .cache
+            .by_alias(&request.viewer.partition, request.path_and_query)
         && let Some(response) = serve_current(state, &entry, &request, accept, started).await
     {
         return response;
     }
-    let planned = match read::plan(state, request.path, request.query) {
+    let planned = match read::plan(state, request.viewer, request.path, request.query) {
         Ok(planned) => planned,
         Err(error) => return error.into_response(),
     };
@@ -124,11 +132,15 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
         return respond::not_modified(described, &timing);
     }
     let caller = Caller {
-        client: request.client,
+        client: request.viewer.client,
         since: started,
     };
     if !policy.cache || bypass {
-        return match read::execute(state, &planned, caller).await {
+        let spent = match spend_miss(state, request.viewer).await {
+            Ok(spent) => spent,
+            Err(error) => return error.into_response(),
+        };
+        let mut response = match read::execute(state, &planned, caller).await {
             Ok(answer) => {
                 timing.cache = CacheOutcome::Off;
                 let etag = answer_etag(&planned, &answer, version_tag);
@@ -144,6 +156,10 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
             }
             Err(error) => error.into_response(),
         };
+        if let Some(spent) = spent {
+            response.extensions_mut().insert(spent);
+        }
+        return response;
     }
     loop {
         match state.cache.get_or_guard(&planned.canonical).await {
@@ -158,10 +174,16 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
                 {
                     let entry = Arc::new(entry);
                     state.cache.insert(guard, &entry);
-                    state.cache.alias(request.path_and_query, &entry);
+                    state
+                        .cache
+                        .alias(&request.viewer.partition, request.path_and_query, &entry);
                     timing.cache = CacheOutcome::Shared;
                     return serve_entry(state, &entry, &request, accept, timing).await;
                 }
+                let spent = match spend_miss(state, request.viewer).await {
+                    Ok(spent) => spent,
+                    Err(error) => return error.into_response(),
+                };
                 let answer = match read::execute(state, &planned, caller).await {
                     Ok(answer) => answer,
                     Err(error) => return error.into_response(),
@@ -171,9 +193,15 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
                 timing.render = Some(answer.render_time);
                 let entry = Arc::new(make_entry(state, &planned, answer, built_from));
                 state.cache.insert(guard, &entry);
-                state.cache.alias(request.path_and_query, &entry);
+                state
+                    .cache
+                    .alias(&request.viewer.partition, request.path_and_query, &entry);
                 share_entry(state, &planned, &entry, version_tag);
-                return serve_entry(state, &entry, &request, accept, timing).await;
+                let mut response = serve_entry(state, &entry, &request, accept, timing).await;
+                if let Some(spent) = spent {
+                    response.extensions_mut().insert(spent);
+                }
+                return response;
             }
         }
     }
@@ -244,7 +272,9 @@ async fn serve_current(
         }
         Freshness::Expired => return None,
     };
-    state.cache.alias(request.path_and_query, entry);
+    state
+        .cache
+        .alias(&request.viewer.partition, request.path_and_query, entry);
     let timing = Timing::new(started, outcome);
     Some(serve_entry(state, entry, request, accept, timing).await)
 }
@@ -294,20 +324,21 @@ fn refresh_in_background(state: &Arc<AppState>, entry: &Arc<Entry>, request: &Re
         request.path.relation.map(str::to_string),
     );
     let query = request.query.to_string();
-    // the refresh waits its turn as the client whose request found it stale
-    let background = request.client;
+    // the refresh is made as the caller whose request found it stale (the
+    // same partition), and waits its turn as that client
+    let viewer = request.viewer.clone();
     tokio::spawn(async move {
         let path = ReadPath {
             resource: &resource,
             id: id.as_deref(),
             relation: relation.as_deref(),
         };
-        let Ok(planned) = read::plan(&state, path, &query) else {
+        let Ok(planned) = read::plan(&state, &viewer, path, &query) else {
             return;
         };
         let built_from = state.validators.snapshot(&planned.dependencies());
         let caller = Caller {
-            client: background,
+            client: viewer.client,
             since: Instant::now(),
         };
         match read::execute(&state, &planned, caller).await {
@@ -537,6 +568,16 @@ fn serve_uncached(
         Content { body, coding, link }
     };
     respond::answer(request.headers, described, content, timing)
+}
+
+/// What a cache miss costs beyond the request's own share of the rate
+/// limit (`rate_limit.miss_cost` less the 1 every request spends): the
+/// answer's RateLimit fields then come from this later decision.
+async fn spend_miss(state: &AppState, viewer: &Viewer) -> Result<Option<Spent>, ApiError> {
+    match state.access.miss_cost.saturating_sub(1) {
+        0 => Ok(None),
+        extra => state.access.spend(viewer, extra, &state.metrics).await,
+    }
 }
 
 /// `Cache-Control: no-cache` (or `no-store`) in a request.

@@ -2,6 +2,7 @@
 //! envelope. Knows no HTTP and no cache; [`crate::pipeline`] caches the
 //! answer and [`crate::respond`] sends it.
 
+use crate::access::Viewer;
 use crate::db::{DbError, ReadLimits};
 use crate::error::{ApiError, Problem};
 use crate::gate::Client;
@@ -54,9 +55,22 @@ pub struct Answer {
     pub render_time: Duration,
 }
 
-/// Parses and plans a read: every check that needs no database.
-pub fn plan(state: &AppState, path: ReadPath<'_>, query: &str) -> Result<PlannedRead, ApiError> {
+/// Parses and plans a read as `viewer` may make it: every check that needs
+/// no database, against the schema its role sees, with its row rules.
+pub fn plan(
+    state: &AppState,
+    viewer: &Viewer,
+    path: ReadPath<'_>,
+    query: &str,
+) -> Result<PlannedRead, ApiError> {
     let started = Instant::now();
+    let role = &viewer.role;
+    if !role.may_read(path.resource) && state.schema.resource(path.resource).is_some() {
+        return Err(ApiError::new(
+            Problem::Forbidden,
+            format!("role {} may not read {}", role.name, path.resource),
+        ));
+    }
     let params = QueryParams::parse(query)?;
     let parsed = Instant::now();
     let request = ReadRequest {
@@ -65,7 +79,13 @@ pub fn plan(state: &AppState, path: ReadPath<'_>, query: &str) -> Result<Planned
         relation: path.relation,
         params: &params,
     };
-    let plan = plan_read(&state.schema, &request, &state.limits, &state.cursors)?;
+    let mut plan = plan_read(&role.reads, &request, &state.limits, &state.cursors)?;
+    if !role.rules.is_empty() {
+        let rules = role.rules.bind(&state.schema, &|path| {
+            crate::auth::claim_at(&viewer.claims, path).cloned()
+        })?;
+        plan.restrict_rows(&rules);
+    }
     // the key as its column reads it: /v1/users/007 and /v1/users/7 are one row
     let key = match &plan {
         ReadPlan::Single(single) => match &single.locate {
@@ -75,7 +95,8 @@ pub fn plan(state: &AppState, path: ReadPath<'_>, query: &str) -> Result<Planned
         ReadPlan::Collection(collection) => collection.scope.as_ref().and_then(|s| s.key.as_text()),
     };
     let route = canonical::route(path.resource, key.as_deref().or(path.id), path.relation);
-    let canonical = CanonicalRequest::new(&route, &canonical::query(&params, &plan, At::Same));
+    let canonical = CanonicalRequest::new(&route, &canonical::query(&params, &plan, At::Same))
+        .within(&viewer.partition);
     Ok(PlannedRead {
         params,
         plan,

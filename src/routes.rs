@@ -3,8 +3,8 @@
 //! [`crate::pipeline`] (reads) or [`crate::write`]. Every error, the
 //! framework's own included, leaves as problem+json.
 
+use crate::access::Viewer;
 use crate::error::{ApiError, Problem};
-use crate::gate::Client;
 use crate::pipeline;
 use crate::read::ReadPath;
 use crate::state::AppState;
@@ -15,6 +15,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use brisk_query::write::WriteMethod;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 type Shared = State<Arc<AppState>>;
@@ -51,14 +52,14 @@ async fn read(State(state): Shared, path: Segments, request: Request) -> Respons
         id: segments.get(1).map(String::as_str),
         relation: segments.get(2).map(String::as_str),
     };
+    let viewer = viewer(&state, &request);
     // Parts, unlike the body, may be shared across the awaits below.
-    let client = client(&request);
     let (request, _body) = request.into_parts();
     let uri = &request.uri;
     pipeline::get(
         &state,
         pipeline::ReadRequest {
-            client,
+            viewer: &viewer,
             path,
             path_and_query: uri.path_and_query().map_or(uri.path(), |pq| pq.as_str()),
             query: uri.query().unwrap_or_default(),
@@ -82,7 +83,7 @@ async fn write(State(state): Shared, path: Segments, request: Request) -> Respon
         _ => WriteMethod::Delete,
     };
     let (resource, id) = (&segments[0], segments.get(1).map(String::as_str));
-    let client = client(&request);
+    let viewer = viewer(&state, &request);
     let (parts, body) = request.into_parts();
     let body = match read_body(&state, &parts.headers, body).await {
         Ok(body) => body,
@@ -92,7 +93,7 @@ async fn write(State(state): Shared, path: Segments, request: Request) -> Respon
         method,
         resource,
         id,
-        client,
+        viewer: &viewer,
         headers: &parts.headers,
         body,
     };
@@ -137,10 +138,19 @@ async fn read_body(
     }
 }
 
-/// Who sent the request, as the server loop recorded it.
-fn client(request: &Request) -> Client {
-    crate::server::client_address(request)
-        .map_or(Client::from([0, 0, 0, 0]), |address| address.ip())
+/// Who sent the request, as the access layer found (`front::CacheFirst`
+/// identifies every request before routing).
+fn viewer(state: &AppState, request: &Request) -> Viewer {
+    request
+        .extensions()
+        .get::<Viewer>()
+        .cloned()
+        .unwrap_or_else(|| {
+            // not through the front (a test's router): the peer as anonymous
+            let peer = crate::server::client_address(request)
+                .map_or(IpAddr::from([0, 0, 0, 0]), |address| address.ip());
+            state.access.anonymous(peer)
+        })
 }
 
 fn bad_path(rejection: PathRejection) -> Response {
@@ -154,7 +164,8 @@ fn bad_path(rejection: PathRejection) -> Response {
     .into_response()
 }
 
-async fn openapi(State(state): Shared, RawQuery(query): RawQuery) -> Response {
+/// The OpenAPI document of what the caller's role may do.
+async fn openapi(State(state): Shared, RawQuery(query): RawQuery, request: Request) -> Response {
     if let Some(error) = no_parameters(query.as_deref()) {
         return error.into_response();
     }
@@ -163,7 +174,7 @@ async fn openapi(State(state): Shared, RawQuery(query): RawQuery) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        state.openapi.clone(),
+        state.access.openapi(&viewer(&state, &request).role),
     )
         .into_response()
 }
@@ -279,6 +290,16 @@ pub fn metrics_text(state: &AppState) -> Response {
             "brisk_invalidations_received_total",
             "Changes received from the instances (this one's included).",
             cluster.changes_received.load(Relaxed),
+        );
+        out.gauge(
+            "brisk_rate_limit_local_fallback",
+            "1 while rate limits are counted on this instance alone because Redis is away.",
+            f64::from(u8::from(state.access.limits_local_fallback())),
+        );
+        out.counter(
+            "brisk_rate_limit_local_fallbacks_total",
+            "Rate-limit decisions made locally because Redis was away.",
+            state.access.limit_fallbacks(),
         );
     }
     (

@@ -3,6 +3,7 @@
 //! its own job (the cache caches, the validators validate, changes announce
 //! changes), and nothing below the handlers imports this module.
 
+use crate::access::Access;
 use crate::cache::ResponseCache;
 use crate::changes::Changes;
 use crate::cluster::Cluster;
@@ -13,7 +14,6 @@ use crate::metrics::Metrics;
 use crate::validators::Validators;
 use brisk_query::rows::Budget;
 use brisk_query::{CursorCodec, Limits, Schema};
-use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +22,9 @@ pub struct AppState {
     pub db: Database,
     pub limits: Limits,
     pub cursors: CursorCodec,
-    /// The OpenAPI document, rendered once at start-up.
-    pub openapi: Bytes,
+    /// Who asks, as which role, within which rate limit; each role's
+    /// OpenAPI document.
+    pub access: Access,
     pub validators: Validators,
     pub changes: Changes,
     /// Admission to the database: its turns, in turn per client.

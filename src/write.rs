@@ -4,11 +4,11 @@
 //! stops being served, here and on every instance) and answer with the row
 //! as stored.
 
+use crate::access::Viewer;
 use crate::cluster::Claim;
 use crate::conditional::{self, Etag};
 use crate::db::{Constraint, ConstraintKind, RowCheck, WriteError};
 use crate::error::{ApiError, FieldError, Problem};
-use crate::gate::Client;
 use crate::state::AppState;
 use crate::versions::Change;
 use axum::body::Body;
@@ -27,8 +27,9 @@ pub struct WriteCall<'a> {
     pub method: WriteMethod,
     pub resource: &'a str,
     pub id: Option<&'a str>,
-    /// Whose turn the write takes at the database.
-    pub client: Client,
+    /// Who writes: its role decides what it may write, its row rule which
+    /// rows; the write takes its turn at the database as its client.
+    pub viewer: &'a Viewer,
     pub headers: &'a HeaderMap,
     pub body: Bytes,
 }
@@ -47,11 +48,29 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
             "this server is read-only; set writes = true in brisk.toml (or BRISK_WRITES=true) to allow writes",
         ));
     }
+    let role = &call.viewer.role;
+    if !role.may_write(call.resource, call.method) && state.schema.resource(call.resource).is_some()
+    {
+        return Err(ApiError::new(
+            Problem::Forbidden,
+            format!(
+                "role {} may not {} {}{}",
+                role.name,
+                call.method.name(),
+                call.resource,
+                if role.writes_anything() {
+                    ""
+                } else {
+                    "; it writes nothing: send the credentials of a role that may"
+                }
+            ),
+        ));
+    }
     if call.method != WriteMethod::Delete {
         check_media_type(call.headers)?;
     }
-    let plan = plan_write(
-        &state.schema,
+    let mut plan = plan_write(
+        &role.writes,
         &WriteRequest {
             method: call.method,
             resource: call.resource,
@@ -60,8 +79,14 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
             max_rows: state.writes.max_rows,
         },
     )?;
-    let resource = state
-        .schema
+    if !role.rules.is_empty() {
+        let rules = role.rules.bind(&state.schema, &|path| {
+            crate::auth::claim_at(&call.viewer.claims, path).cloned()
+        })?;
+        plan.rules = rules.of(&plan.resource).to_vec();
+    }
+    let resource = role
+        .writes
         .resource(&plan.resource)
         .expect("planned against this schema");
     let target = plan.target_key().and_then(|k| k.as_text());
@@ -84,7 +109,7 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
         }) as RowCheck
     });
     let deadline = std::time::Instant::now() + state.read_timeout;
-    let turn = state.gate.admit(call.client, deadline.into()).await;
+    let turn = state.gate.admit(call.viewer.client, deadline.into()).await;
     let _turn = turn.map_err(ApiError::from)?;
     let rows = state
         .db
@@ -94,6 +119,7 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
             WriteError::Db(error) => error.into(),
             WriteError::Constraint(constraint) => constraint_error(constraint, state, &plan),
             WriteError::PreconditionFailed => precondition_failed(&plan, &preconditions),
+            WriteError::NotVisible(row) => outside_rule(&plan, row, &role.name),
         })?;
     if target.is_some() && rows.is_empty() {
         return Err(row_not_found(&plan));
@@ -238,6 +264,29 @@ fn precondition_failed(plan: &WritePlan, preconditions: &Preconditions) -> ApiEr
         format!("If-None-Match holds the current ETag of {table} {key}")
     };
     ApiError::new(Problem::PreconditionFailed, detail)
+}
+
+/// A row the write would leave outside the caller's row rule: refused,
+/// so no caller can write rows it could not then read.
+fn outside_rule(plan: &WritePlan, row: usize, role: &str) -> ApiError {
+    let pointer = match plan.action {
+        WriteAction::Insert { many: true, .. } => format!("/{row}"),
+        _ => String::new(),
+    };
+    let error = ApiError::new(
+        Problem::Forbidden,
+        format!(
+            "role {role} may write only rows its row rule for {} lets it see, and this one would not be",
+            plan.resource
+        ),
+    );
+    ApiError {
+        errors: vec![FieldError::pointer(
+            pointer,
+            "this row would be outside the caller's row rule",
+        )],
+        ..error
+    }
 }
 
 /// A write's body must be JSON, and not content-coded.

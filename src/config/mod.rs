@@ -11,8 +11,10 @@
 //! Lists are comma-separated in the environment. `docs/configuration.md`
 //! lists every key.
 
+mod access;
 mod settings;
 
+pub use access::{ANONYMOUS, AccessSettings, ApiKeySettings, RateLimitSettings};
 pub use settings::{
     CachePolicy, CacheSettings, ChangeSettings, CompressionSettings, CorsSettings,
     DatabaseSettings, DatabaseUrl, HttpSettings, LogFormat, LogSettings, ReadSettings,
@@ -44,8 +46,164 @@ pub struct Config {
     pub log: LogConfig,
     pub metrics: MetricsConfig,
     pub cors: CorsConfig,
+    pub auth: AuthConfig,
+    pub rate_limit: RateLimitConfig,
     /// Per-resource settings, by table or view name.
     pub resources: BTreeMap<String, ResourceConfig>,
+    /// What each role may do, by role name (`anonymous`: callers without
+    /// credentials). In the file only; see `docs/auth.md`.
+    pub roles: BTreeMap<String, RoleConfig>,
+}
+
+/// Who is asking: API keys and JWT bearer tokens. See `docs/auth.md`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// A header that may carry an API key, besides `Authorization: Bearer`.
+    pub api_key_header: String,
+    /// API keys by name (the name shows in logs and partitions rate
+    /// limits); in the file only, as `brisk key new` prints them.
+    pub keys: BTreeMap<String, KeyConfig>,
+    pub jwt: JwtConfig,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            api_key_header: "x-api-key".into(),
+            keys: BTreeMap::new(),
+            jwt: JwtConfig::default(),
+        }
+    }
+}
+
+/// One API key: only its SHA-256 digest is kept.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyConfig {
+    pub role: String,
+    /// The key's SHA-256 digest, in hex.
+    pub sha256: String,
+    /// Claims the key carries for row rules (`{ sub = "42" }`).
+    pub claims: toml::Table,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtConfig {
+    /// Accepted signature algorithms; empty: JWTs are not accepted.
+    pub algorithms: Vec<String>,
+    /// The shared secret of HS256, HS384 and HS512.
+    #[serde(with = "empty_is_unset")]
+    pub secret: Option<String>,
+    /// A PEM public key (RSA, EC or Ed25519).
+    #[serde(with = "empty_is_unset")]
+    pub public_key_file: Option<String>,
+    /// A JWKS file, re-read when it changes.
+    #[serde(with = "empty_is_unset")]
+    pub jwks_file: Option<String>,
+    /// Accepted `aud` values; empty: `aud` is not checked.
+    pub audience: Vec<String>,
+    /// The required `iss`, if any.
+    #[serde(with = "empty_is_unset")]
+    pub issuer: Option<String>,
+    /// Clock skew allowed for `exp` and `nbf`, in seconds.
+    pub leeway_seconds: u64,
+    /// Where the role is in the claims: a dotted path.
+    pub role_claim: String,
+    /// The role of a token without one.
+    pub default_role: String,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        JwtConfig {
+            algorithms: Vec::new(),
+            secret: None,
+            public_key_file: None,
+            jwks_file: None,
+            audience: Vec::new(),
+            issuer: None,
+            leeway_seconds: 30,
+            role_claim: "role".into(),
+            default_role: "anonymous".into(),
+        }
+    }
+}
+
+/// How many requests a client may make. See `docs/auth.md`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Requests per window for every client of a role without its own
+    /// limit; 0: no limit.
+    pub requests: u64,
+    pub window_seconds: u64,
+    /// What a cache miss costs, in requests (a hit costs 1).
+    pub miss_cost: u64,
+    /// Proxies (addresses or CIDR ranges) whose `Forwarded` or
+    /// `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            requests: 0,
+            window_seconds: 60,
+            miss_cost: 1,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// What one role may do.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoleConfig {
+    /// Resources it may read (`*`: every served one).
+    pub read: Vec<String>,
+    /// Resources it may write: `orders` (every method) or `orders:POST`.
+    pub write: Vec<String>,
+    /// Its own rate limit, instead of `[rate_limit]`'s.
+    pub rate_limit: Option<RoleRateLimit>,
+    /// Columns and rows, per resource.
+    pub resources: BTreeMap<String, RoleResourceConfig>,
+}
+
+impl Default for RoleConfig {
+    fn default() -> Self {
+        RoleConfig {
+            read: vec!["*".into()],
+            write: Vec::new(),
+            rate_limit: None,
+            resources: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRateLimit {
+    /// Requests per window; 0: no limit for this role.
+    pub requests: u64,
+    #[serde(default = "default_window")]
+    pub window_seconds: u64,
+}
+
+fn default_window() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoleResourceConfig {
+    /// When not empty, the role sees only these columns.
+    pub columns: Vec<String>,
+    /// Columns the role never sees.
+    pub hidden_columns: Vec<String>,
+    /// The rows it may see and write, as filters (`user_id=claims.sub`).
+    pub rows: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -356,7 +514,10 @@ impl Default for Config {
             log: LogConfig::default(),
             metrics: MetricsConfig::default(),
             cors: CorsConfig::default(),
+            auth: AuthConfig::default(),
+            rate_limit: RateLimitConfig::default(),
             resources: BTreeMap::new(),
+            roles: BTreeMap::new(),
         }
     }
 }
@@ -503,7 +664,12 @@ fn collect_leaves(
     for (key, value) in table {
         path.push(key.clone());
         match value {
-            toml::Value::Table(inner) if key != "resources" => collect_leaves(inner, path, out),
+            // tables keyed by names the file chooses have no variables
+            toml::Value::Table(inner)
+                if !matches!(key.as_str(), "resources" | "roles" | "keys") =>
+            {
+                collect_leaves(inner, path, out)
+            }
             toml::Value::Table(_) => {}
             leaf => out.push((path.clone(), leaf.clone())),
         }

@@ -32,6 +32,7 @@ pub struct Settings {
     /// Where `/metrics` is served apart from the API, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
     pub cors: CorsSettings,
+    pub access: super::AccessSettings,
     /// Names this process in change notifications, so it skips its own.
     pub instance_id: String,
 }
@@ -271,6 +272,7 @@ impl Settings {
                 None => None,
             },
             cors: cors(&config)?,
+            access: super::access::access(&config)?,
             instance_id: random_hex(8),
         })
     }

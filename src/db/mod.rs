@@ -11,7 +11,7 @@ mod sqlite;
 use crate::config::{DatabaseSettings, DatabaseUrl};
 use brisk_query::Dialect;
 use brisk_query::envelope::Row;
-use brisk_query::rows::{Budget, Exceeded, Rendered};
+use brisk_query::rows::{Budget, Cell, Exceeded, Rendered};
 use brisk_query::schema::{ForeignKey, Resource};
 use brisk_query::sql::{ReadSql, WriteSql};
 use std::sync::Arc;
@@ -78,6 +78,18 @@ pub enum WriteError {
     PreconditionFailed,
     #[error("constraint failed: {0:?}")]
     Constraint(Constraint),
+    /// Row `0` (counted from 0) as written would not satisfy the caller's
+    /// row rule; nothing was written.
+    #[error("row {0} would be outside the row rule")]
+    NotVisible(usize),
+}
+
+/// The first written row that does not satisfy the row rule, when the
+/// statements carry the rule's check in `cell` (see `WriteSql::visible`).
+pub fn first_invisible(rows: &[Vec<Cell>], cell: Option<usize>) -> Option<usize> {
+    let cell = cell?;
+    rows.iter()
+        .position(|row| !matches!(row.get(cell), Some(Cell::Bool(true) | Cell::Int(1))))
 }
 
 /// A constraint the database enforced, with what it named.

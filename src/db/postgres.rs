@@ -6,6 +6,7 @@
 
 use super::{
     Constraint, ConstraintKind, DbError, Introspection, ReadLimits, ReadRows, RowCheck, WriteError,
+    first_invisible,
 };
 use crate::config::DatabaseSettings;
 use anyhow::Context;
@@ -201,6 +202,10 @@ impl PostgresDb {
             if let Some(row) = row {
                 rows.push(decode(&row).map_err(classify)?);
             }
+        }
+        if let Some(row) = first_invisible(&rows, sql.visible) {
+            // dropping the transaction rolls it back
+            return Err(WriteError::NotVisible(row));
         }
         transaction.commit().await.map_err(classify_write)?;
         Ok(rows::render(&sql.shape, &rows, &[], usize::MAX)

@@ -10,6 +10,7 @@
 
 use super::{
     Constraint, ConstraintKind, DbError, Introspection, ReadLimits, ReadRows, RowCheck, WriteError,
+    first_invisible,
 };
 use crate::config::DatabaseSettings;
 use anyhow::Context;
@@ -325,13 +326,16 @@ impl SqliteDb {
                         let rows = rows::render(&current.shape, &cells, &[], usize::MAX)
                             .expect("a row has no byte budget");
                         if !check(rows.first()) {
-                            return Ok(None);
+                            return Ok(Err(WriteError::PreconditionFailed));
                         }
                     }
                     let counted_before = logged.then(|| log_count(c, &sql.table)).flatten();
                     let mut cells = Vec::with_capacity(sql.statements.len());
                     for statement in &sql.statements {
                         cells.extend(query(c, statement)?);
+                    }
+                    if let Some(row) = first_invisible(&cells, sql.visible) {
+                        return Ok(Err(WriteError::NotVisible(row)));
                     }
                     if let Some(before) = counted_before {
                         let after = log_count(c, &sql.table).unwrap_or(before);
@@ -340,24 +344,21 @@ impl SqliteDb {
                         ))?
                         .execute(rusqlite::params![after - before, sql.table])?;
                     }
-                    Ok(Some(cells))
+                    Ok(Ok(cells))
                 })();
                 match written {
-                    Ok(Some(cells)) => c.execute_batch("COMMIT").map(|()| {
-                        Some(
-                            rows::render(&sql.shape, &cells, &[], usize::MAX)
-                                .expect("a write's rows have no byte budget"),
-                        )
+                    Ok(Ok(cells)) => c.execute_batch("COMMIT").map(|()| {
+                        Ok(rows::render(&sql.shape, &cells, &[], usize::MAX)
+                            .expect("a write's rows have no byte budget"))
                     }),
                     outcome => {
                         let _ = c.execute_batch("ROLLBACK");
-                        outcome.map(|_| None)
+                        outcome.map(|refused| refused.map(|_| Vec::new()))
                     }
                 }
             })
             .await?
             .map_err(classify_write)?
-            .ok_or(WriteError::PreconditionFailed)
     }
 
     /// Installs (or, with `remove`, removes) the change log and its

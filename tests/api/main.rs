@@ -4,6 +4,7 @@
 
 mod support;
 
+mod access;
 mod caching;
 mod cluster;
 mod cursors;
@@ -13,6 +14,7 @@ mod observability;
 mod openapi;
 mod property;
 mod questions;
+mod rate_limits;
 mod reads;
 mod schema;
 mod writes;

@@ -31,6 +31,18 @@ impl CanonicalRequest {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The request as callers of one partition make it (the server's
+    /// callers who see the same rows and columns): answers that differ by
+    /// caller never share a key, an ETag or a second-level cache entry. A
+    /// route has no space, so the partition cannot run into it.
+    pub fn within(self, partition: &str) -> CanonicalRequest {
+        if partition.is_empty() {
+            self
+        } else {
+            CanonicalRequest(format!("{partition} {}", self.0))
+        }
+    }
 }
 
 /// A path segment: everything but unreserved characters is escaped.

@@ -44,6 +44,9 @@ pub enum ErrorKind {
     InvalidField,
     /// The request asks for more work than a limit allows (`limits.*`).
     LimitExceeded,
+    /// The caller's credentials do not allow it (a row rule that cannot be
+    /// applied to them).
+    Forbidden,
 }
 
 impl QueryError {

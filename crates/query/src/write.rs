@@ -9,7 +9,7 @@ use crate::schema::{Column, ColumnKind, Resource, Schema};
 use crate::value::{SqlValue, parse_value};
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum WriteMethod {
     /// Create one row (an object) or several (an array), in one transaction.
     Post,
@@ -18,6 +18,18 @@ pub enum WriteMethod {
     /// Replace every writable field; one left out becomes NULL.
     Put,
     Delete,
+}
+
+impl WriteMethod {
+    /// The HTTP method.
+    pub fn name(self) -> &'static str {
+        match self {
+            WriteMethod::Post => "POST",
+            WriteMethod::Patch => "PATCH",
+            WriteMethod::Put => "PUT",
+            WriteMethod::Delete => "DELETE",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +49,9 @@ pub struct WritePlan {
     /// The single-column primary key, which every written row is reported by.
     pub key: Column,
     pub action: WriteAction,
+    /// The caller's row rule for the table: the rows it may change, and
+    /// what every row it writes must still satisfy.
+    pub rules: Vec<crate::plan::Filter>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -162,6 +177,7 @@ pub fn plan_write(schema: &Schema, request: &WriteRequest<'_>) -> Result<WritePl
         resource: resource.name.clone(),
         key: key.clone(),
         action,
+        rules: Vec::new(),
     })
 }
 

@@ -8,12 +8,14 @@
 
 mod filter;
 mod order;
+mod rules;
 mod selection;
 #[cfg(test)]
 mod tests;
 
 pub use filter::Filter;
 pub use order::OrderKey;
+pub use rules::{BoundRules, CLAIM_PREFIX, RowRules};
 pub use selection::{Embed, Selection};
 
 use crate::cursor::{CursorCodec, Direction};
@@ -84,6 +86,9 @@ pub struct CollectionPlan {
     pub scope: Option<Scope>,
     pub selection: Selection,
     pub filters: Vec<Filter>,
+    /// The caller's row rule for this resource, ANDed with the filters but
+    /// not part of the request's spelling (links, cursors, cache key).
+    pub rules: Vec<Filter>,
     /// Sort keys, ending with the tie-breakers that make the order total.
     pub order: Vec<OrderKey>,
     pub window: Window,
@@ -100,6 +105,8 @@ pub struct SinglePlan {
     pub resource: String,
     pub selection: Selection,
     pub locate: Locate,
+    /// The caller's row rule for this resource.
+    pub rules: Vec<Filter>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +124,9 @@ pub struct Scope {
     pub parent_key: Column,
     pub key: SqlValue,
     pub relation: Relation,
+    /// The caller's row rule for the parent: a parent the caller may not
+    /// see has no rows to show.
+    pub parent_rules: Vec<Filter>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -139,6 +149,36 @@ impl ReadPlan {
         match self {
             ReadPlan::Collection(plan) => &plan.resource,
             ReadPlan::Single(plan) => &plan.resource,
+        }
+    }
+
+    /// Limits every level of the plan to the rows the caller's row rules
+    /// let it see: the resource, a nested route's parent, every embed.
+    pub fn restrict_rows(&mut self, rules: &BoundRules) {
+        fn scope(scope: Option<&mut Scope>, rules: &BoundRules) {
+            if let Some(scope) = scope {
+                scope.parent_rules = rules.of(&scope.parent).to_vec();
+            }
+        }
+        fn embeds(selection: &mut Selection, rules: &BoundRules) {
+            for embed in &mut selection.embeds {
+                embed.rules = rules.of(&embed.relation.target).to_vec();
+                embeds(&mut embed.selection, rules);
+            }
+        }
+        match self {
+            ReadPlan::Collection(plan) => {
+                plan.rules = rules.of(&plan.resource).to_vec();
+                scope(plan.scope.as_mut(), rules);
+                embeds(&mut plan.selection, rules);
+            }
+            ReadPlan::Single(plan) => {
+                plan.rules = rules.of(&plan.resource).to_vec();
+                if let Locate::Related(related) = &mut plan.locate {
+                    scope(Some(related), rules);
+                }
+                embeds(&mut plan.selection, rules);
+            }
         }
     }
 
@@ -239,6 +279,7 @@ pub fn plan_read(
                 column: key_column.clone(),
                 value: key,
             },
+            rules: Vec::new(),
         }));
     };
     let relation = resource.relation(relation_name).ok_or_else(|| {
@@ -263,6 +304,7 @@ pub fn plan_read(
         parent_key: key_column.clone(),
         key,
         relation: relation.clone(),
+        parent_rules: Vec::new(),
     };
     match relation.cardinality {
         Cardinality::ToMany => {
@@ -278,6 +320,7 @@ pub fn plan_read(
                 resource: target.name.clone(),
                 selection,
                 locate: Locate::Related(scope),
+                rules: Vec::new(),
             }))
         }
     }
@@ -377,6 +420,7 @@ fn plan_collection(
         scope,
         selection,
         filters,
+        rules: Vec::new(),
         order,
         window: Window {
             limit,

@@ -23,6 +23,9 @@ pub struct Embed {
     /// The target's key, ordering a to-many embed.
     pub order: Vec<Column>,
     pub selection: Selection,
+    /// The caller's row rule for the target: rows it may not see are not
+    /// embedded.
+    pub rules: Vec<super::Filter>,
 }
 
 /// Builds the selection tree from `include` (which relations) and `fields`
@@ -196,6 +199,7 @@ impl Node {
                     remote: target.column(&relation.remote_column).expect(joins).clone(),
                     order: target.tie_breakers().into_iter().cloned().collect(),
                     selection: node.into_selection(schema, target),
+                    rules: Vec::new(),
                     relation,
                 }
             })

@@ -33,8 +33,11 @@ impl Cells {
 /// The statement of one embed level, waiting for the join values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbedQuery {
-    /// Fixed text with one parameter (the join values), so it is prepared once.
+    /// Fixed text whose first parameter is the join values and second the
+    /// row budget, so it is prepared once.
     text: String,
+    /// The values of the row rule's filters, bound after those two.
+    rule_values: Vec<SqlValue>,
     dialect: Dialect,
     /// The next level down, one per embed of this level's shape.
     pub nested: Vec<EmbedQuery>,
@@ -78,9 +81,12 @@ impl EmbedQuery {
                 format!("{{{}}}", items.join(","))
             }
         };
+        let mut params = Vec::with_capacity(2 + self.rule_values.len());
+        params.extend([SqlValue::Text(list), SqlValue::Integer(max_rows as i64)]);
+        params.extend(self.rule_values.iter().cloned());
         Sql {
             text: self.text.clone(),
-            params: vec![SqlValue::Text(list), SqlValue::Integer(max_rows as i64)],
+            params,
         }
     }
 }
@@ -188,6 +194,8 @@ fn embed_level(embed: &Embed, parent_cell: usize, dialect: Dialect) -> (EmbedSha
     );
     shape.embeds = nested_shapes;
     let mut w = Writer::new(dialect);
+    // the join values and the row budget are bound first, as ?1 and ?2
+    w.params.extend([SqlValue::Null, SqlValue::Null]);
     let alias = w.alias();
     w.push("SELECT ");
     w.select_list(&cells, &alias);
@@ -207,6 +215,10 @@ fn embed_level(embed: &Embed, parent_cell: usize, dialect: Dialect) -> (EmbedSha
             w.type_name(&embed.remote.db_type);
             w.push("[])))");
         }
+    }
+    for filter in &embed.rules {
+        w.push(" AND ");
+        w.filter(filter, &alias);
     }
     // Rows are grouped by join value in the order they come, so ordering by
     // the key orders every group; a to-one group has one row.
@@ -231,8 +243,10 @@ fn embed_level(embed: &Embed, parent_cell: usize, dialect: Dialect) -> (EmbedSha
         child_cell,
         shape,
     };
+    let sql = w.finish();
     let query = EmbedQuery {
-        text: w.finish().text,
+        text: sql.text,
+        rule_values: sql.params[2..].to_vec(),
         dialect,
         nested,
     };

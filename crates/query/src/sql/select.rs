@@ -140,6 +140,10 @@ pub fn render_single(plan: &SinglePlan, dialect: Dialect) -> ReadSql {
             Some(parent_check(scope, dialect))
         }
     };
+    for filter in &plan.rules {
+        w.push(" AND ");
+        w.filter(filter, &alias);
+    }
     ReadSql {
         rows: w.finish(),
         shape,
@@ -164,6 +168,10 @@ fn parent_check(scope: &Scope, dialect: Dialect) -> Sql {
     w.column(&alias, &scope.parent_key.name);
     w.push(" = ");
     w.value(scope.key.clone(), &scope.parent_key);
+    for filter in &scope.parent_rules {
+        w.push(" AND ");
+        w.filter(filter, &alias);
+    }
     w.finish()
 }
 
@@ -198,13 +206,13 @@ impl Writer {
         self.push(alias);
     }
 
-    /// The scope of a nested route and every filter, ANDed.
+    /// The scope of a nested route, every filter and the row rule, ANDed.
     fn filters(&mut self, plan: &CollectionPlan, alias: &str, conditions: &mut Conditions) {
         if let Some(scope) = &plan.scope {
             conditions.next(self);
             self.scope(scope, alias);
         }
-        for filter in &plan.filters {
+        for filter in plan.filters.iter().chain(&plan.rules) {
             conditions.next(self);
             self.filter(filter, alias);
         }
@@ -223,10 +231,14 @@ impl Writer {
         self.column(&parent, &scope.parent_key.name);
         self.push(" = ");
         self.value(scope.key.clone(), &scope.parent_key);
+        for filter in &scope.parent_rules {
+            self.push(" AND ");
+            self.filter(filter, &parent);
+        }
         self.push(")");
     }
 
-    fn filter(&mut self, filter: &Filter, alias: &str) {
+    pub(super) fn filter(&mut self, filter: &Filter, alias: &str) {
         let column = &filter.column;
         let name = column.name.as_str();
         let op = match filter.operator {

@@ -8,6 +8,12 @@ use crate::schema::fixtures::shop;
 use expect_test::{Expect, expect};
 
 fn render(path: &str, query: &str, dialect: Dialect) -> String {
+    render_ruled(path, query, dialect, &[])
+}
+
+/// As `render`, for a caller with row rules (`(resource, rule)`) and the
+/// claim `sub` = 5.
+fn render_ruled(path: &str, query: &str, dialect: Dialect, rules: &[(&str, &str)]) -> String {
     let parts: Vec<&str> = path.split('/').collect();
     let params = QueryParams::parse(query).unwrap();
     let request = ReadRequest {
@@ -16,13 +22,23 @@ fn render(path: &str, query: &str, dialect: Dialect) -> String {
         relation: parts.get(2).copied(),
         params: &params,
     };
-    let plan = plan_read(
+    let mut plan = plan_read(
         &shop(),
         &request,
         &Limits::default(),
         &CursorCodec::new(vec![7]),
     )
     .unwrap();
+    let mut row_rules = crate::plan::RowRules::new(Limits::default());
+    for (resource, rule) in rules {
+        row_rules.add(&shop(), resource, rule).unwrap();
+    }
+    let claims = serde_json::json!({"sub": 5});
+    plan.restrict_rows(
+        &row_rules
+            .bind(&shop(), &|path| claims.get(path).cloned())
+            .unwrap(),
+    );
     let (mut statements, embeds): (Vec<Sql>, Vec<EmbedQuery>) = match &plan {
         ReadPlan::Collection(c) => {
             let sql = render_collection(c, dialect);
@@ -254,4 +270,34 @@ fn keyset_over_a_nullable_column_expands() {
             Dialect::Sqlite,
         ));
     }
+}
+
+#[test]
+fn row_rules_reach_every_statement() {
+    let rules = [("orders", "user_id=claims.sub"), ("users", "id=claims.sub")];
+    let sqlite = render_ruled(
+        "orders",
+        "count=exact&include=user&status=paid",
+        Dialect::Sqlite,
+        &rules,
+    );
+    expect![[r#"
+        SELECT t0."id", t0."user_id", t0."status", t0."total", t0."created_at", t0."updated_at" FROM "orders" t0 WHERE t0."status" = ?1 AND t0."user_id" = ?2 ORDER BY t0."id" LIMIT ?3
+          -- [Text("paid"), Integer(5), Integer(21)]
+        SELECT count(*) FROM "orders" t0 WHERE t0."status" = ?1 AND t0."user_id" = ?2
+          -- [Text("paid"), Integer(5)]
+        SELECT t0."id", t0."name", t0."email", t0."profile_picture", t0."country", t0."created_at", t0."updated_at" FROM "users" t0 WHERE t0."id" IN (SELECT value FROM json_each(?1)) AND t0."id" = ?3 LIMIT ?2
+          -- [Text("[1,2]"), Integer(100), Integer(5)]"#]].assert_eq(&sqlite);
+    let nested = render_ruled("users/7/orders", "", Dialect::Postgres, &rules);
+    expect![[r#"
+        SELECT t0."id", t0."user_id", t0."status", t0."total"::text, to_json(t0."created_at")#>>'{}', to_json(t0."updated_at")#>>'{}' FROM "orders" t0 WHERE t0."user_id" = (SELECT t1."id" FROM "users" t1 WHERE t1."id" = $1::"pg_catalog"."int4" AND t1."id" = $2::"pg_catalog"."int4") AND t0."user_id" = $3::"pg_catalog"."int4" ORDER BY t0."id" LIMIT $4::"pg_catalog"."int8"
+          -- [Integer(7), Integer(5), Integer(5), Integer(21)]
+        SELECT 1 FROM "users" t0 WHERE t0."id" = $1::"pg_catalog"."int4" AND t0."id" = $2::"pg_catalog"."int4"
+          -- [Integer(7), Integer(5)]"#]].assert_eq(&nested);
+    let single = render_ruled("orders/3", "include=user", Dialect::Postgres, &rules);
+    expect![[r#"
+        SELECT t0."id", t0."user_id", t0."status", t0."total"::text, to_json(t0."created_at")#>>'{}', to_json(t0."updated_at")#>>'{}' FROM "orders" t0 WHERE t0."id" = $1::"pg_catalog"."int4" AND t0."user_id" = $2::"pg_catalog"."int4"
+          -- [Integer(3), Integer(5)]
+        SELECT t0."id", t0."name", t0."email", t0."profile_picture", t0."country", to_json(t0."created_at")#>>'{}', to_json(t0."updated_at")#>>'{}' FROM "users" t0 WHERE t0."id" = ANY(ARRAY(SELECT unnest($1::"pg_catalog"."int4"[]))) AND t0."id" = $3::"pg_catalog"."int4" LIMIT $2::"pg_catalog"."int8"
+          -- [Text("{\"1\",\"2\"}"), Integer(100), Integer(5)]"#]].assert_eq(&single);
 }

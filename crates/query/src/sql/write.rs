@@ -22,6 +22,10 @@ pub struct WriteSql {
     /// first in the same transaction (and locked, on PostgreSQL), so that
     /// preconditions are checked against what is stored.
     pub current: Option<CurrentRow>,
+    /// With a row rule, each returned row ends with one more cell: whether
+    /// the row as written still satisfies the rule (`true`, or 1 on
+    /// SQLite). A row that does not must not be written.
+    pub visible: Option<usize>,
 }
 
 /// A statement that reads the row a write targets, and its shape.
@@ -40,6 +44,8 @@ pub fn render_write(plan: &WritePlan, resource: &Resource, dialect: Dialect) -> 
         embeds: Vec::new(),
     };
     let (cells, shape, _) = columns::level(&returned, &[&plan.key], None);
+    let checks_rule = !plan.rules.is_empty() && !matches!(plan.action, WriteAction::Delete { .. });
+    let visible = checks_rule.then_some(cells.columns.len());
     let statements = match &plan.action {
         WriteAction::Insert { rows, .. } => rows
             .iter()
@@ -107,6 +113,7 @@ pub fn render_write(plan: &WritePlan, resource: &Resource, dialect: Dialect) -> 
         statements,
         shape,
         current,
+        visible,
     }
 }
 
@@ -151,16 +158,38 @@ impl Writer {
         }
     }
 
+    /// The target row by key, and only if the row rule lets the caller see it.
     fn where_key(&mut self, plan: &WritePlan, key: &SqlValue) {
+        let table = quoted(&plan.resource);
         self.push(" WHERE ");
-        self.column(&quoted(&plan.resource), &plan.key.name);
+        self.column(&table, &plan.key.name);
         self.push(" = ");
         self.value(key.clone(), &plan.key);
+        for filter in &plan.rules {
+            self.push(" AND ");
+            self.filter(filter, &table);
+        }
     }
 
+    /// The row as stored and, under a row rule (not for DELETE), whether it
+    /// satisfies the rule as written.
     fn returning(&mut self, plan: &WritePlan, cells: &Cells) {
+        let table = quoted(&plan.resource);
         self.push(" RETURNING ");
-        self.select_list(cells, &quoted(&plan.resource));
+        self.select_list(cells, &table);
+        if !plan.rules.is_empty() && !matches!(plan.action, WriteAction::Delete { .. }) {
+            // coalesce: a comparison with NULL is no permission
+            self.push(", coalesce(");
+            for (i, filter) in plan.rules.iter().enumerate() {
+                if i > 0 {
+                    self.push(" AND ");
+                }
+                self.push("(");
+                self.filter(filter, &table);
+                self.push(")");
+            }
+            self.push(", false)");
+        }
     }
 }
 
