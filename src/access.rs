@@ -54,6 +54,8 @@ pub struct Access {
     pub roles: Roles,
     keys: HashMap<[u8; 32], KeyHolder>,
     api_key_header: HeaderName,
+    /// `Vary`'s value for the key header, made once.
+    vary_key_header: HeaderValue,
     jwt: Option<JwtVerifier>,
     default_role: String,
     trusted_proxies: Vec<IpNet>,
@@ -133,6 +135,8 @@ impl Access {
             configured: settings.configured,
             keys,
             api_key_header: settings.api_key_header.clone(),
+            vary_key_header: HeaderValue::from_str(settings.api_key_header.as_str())
+                .expect("a header name is a header value"),
             jwt,
             default_role: settings
                 .jwt
@@ -382,10 +386,7 @@ impl Access {
             return;
         }
         headers.append(header::VARY, HeaderValue::from_static("authorization"));
-        headers.append(
-            header::VARY,
-            HeaderValue::from_str(self.api_key_header.as_str()).expect("a header name"),
-        );
+        headers.append(header::VARY, self.vary_key_header.clone());
         if viewer.authenticated
             && let Some(control) = headers.get(header::CACHE_CONTROL)
             && let Ok(control) = control.to_str()

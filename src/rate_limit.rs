@@ -59,6 +59,8 @@ pub struct Quota {
     pub window: Duration,
     /// One request's share of the window.
     interval: Duration,
+    /// Its `RateLimit-Policy` field, made once.
+    policy: Option<HeaderValue>,
     local: LocalLimits,
     /// Decisions since the local state was last swept of idle callers.
     since_sweep: AtomicU64,
@@ -77,11 +79,17 @@ impl Quota {
         let quota = governor::Quota::with_period(interval)
             .expect("a positive interval")
             .allow_burst(NonZeroU32::new(requests).expect("at least 1"));
+        let policy = HeaderValue::from_str(&format!(
+            "\"{name}\";q={requests};w={}",
+            window.as_secs().max(1)
+        ))
+        .ok();
         Quota {
             name,
             requests,
             window,
             interval,
+            policy,
             local: governor::RateLimiter::keyed(quota)
                 .with_middleware::<StateInformationMiddleware>(),
             since_sweep: AtomicU64::new(0),
@@ -126,17 +134,6 @@ impl Quota {
             retry_after: wait.max(Duration::from_secs(1)),
         }
     }
-
-    /// The policy's field: `"name";q=requests;w=seconds`.
-    fn policy(&self) -> Option<HeaderValue> {
-        HeaderValue::from_str(&format!(
-            "\"{}\";q={};w={}",
-            self.name,
-            self.requests,
-            self.window.as_secs().max(1)
-        ))
-        .ok()
-    }
 }
 
 /// What a limit said about one request.
@@ -155,8 +152,8 @@ impl Decision {
     /// The IETF draft's `RateLimit-Policy` and `RateLimit` fields, and
     /// `Retry-After` on a refusal.
     pub fn write_headers(&self, quota: &Quota, headers: &mut HeaderMap) {
-        if let Some(policy) = quota.policy() {
-            headers.insert("ratelimit-policy", policy);
+        if let Some(policy) = &quota.policy {
+            headers.insert("ratelimit-policy", policy.clone());
         }
         let limit = format!(
             "\"{}\";r={};t={}",
