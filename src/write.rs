@@ -440,11 +440,19 @@ fn constraint_error(constraint: Constraint, state: &AppState, plan: &WritePlan) 
             },
         ),
     };
+    // a row of a bulk POST is pointed at by its index (docs/writes.md)
+    let row = match plan.action {
+        WriteAction::Insert { many: true, .. } => format!("/{}", constraint.row),
+        _ => String::new(),
+    };
     let mut error = ApiError::new(problem, detail.clone());
     error.errors = columns
         .iter()
-        .map(|c| FieldError::pointer(format!("/{c}"), detail.clone()))
+        .map(|c| FieldError::pointer(format!("{row}/{c}"), detail.clone()))
         .collect();
+    if error.errors.is_empty() && !row.is_empty() {
+        error.errors.push(FieldError::pointer(row, detail));
+    }
     error
 }
 

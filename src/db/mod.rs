@@ -84,6 +84,18 @@ pub enum WriteError {
     NotVisible(usize),
 }
 
+impl WriteError {
+    /// Says which row of the write this error came from.
+    pub fn at_row(self, row: usize) -> WriteError {
+        match self {
+            WriteError::Constraint(constraint) => {
+                WriteError::Constraint(Constraint { row, ..constraint })
+            }
+            other => other,
+        }
+    }
+}
+
 /// The first written row that does not satisfy the row rule, when the
 /// statements carry the rule's check in `cell` (see `WriteSql::visible`).
 pub fn first_invisible(rows: &[Vec<Cell>], cell: Option<usize>) -> Option<usize> {
@@ -101,6 +113,8 @@ pub struct Constraint {
     /// The constraint's name (CHECK), or the referencing table (a delete of
     /// a row still referenced).
     pub constraint: Option<String>,
+    /// Which of the write's rows broke it (counted from 0).
+    pub row: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

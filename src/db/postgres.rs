@@ -40,9 +40,13 @@ impl PostgresDb {
             .with_context(|| format!("'{}' is not a valid PostgreSQL URL", settings.url))?;
         config.application_name("brisk");
         config.connect_timeout(Duration::from_secs(5));
+        // Statements name tables unqualified: pinning the search path to the
+        // served schema makes them mean that schema's tables, whatever the
+        // login role's own search_path (pg_catalog is always searched first).
         config.options(format!(
-            "-c statement_timeout={} -c TimeZone=UTC",
-            settings.statement_timeout.as_millis()
+            "-c statement_timeout={} -c TimeZone=UTC -c search_path={}",
+            settings.statement_timeout.as_millis(),
+            option_value(&quoted_ident(&settings.schema))
         ));
         let manager = Manager::from_config(
             config.clone(),
@@ -188,7 +192,7 @@ impl PostgresDb {
             }
         }
         let mut rows = Vec::with_capacity(sql.statements.len());
-        for statement in &sql.statements {
+        for (i, statement) in sql.statements.iter().enumerate() {
             let types = vec![Type::TEXT; statement.params.len()];
             let prepared = transaction
                 .prepare_typed_cached(&statement.text, &types)
@@ -198,7 +202,7 @@ impl PostgresDb {
             let row = transaction
                 .query_opt(&prepared, &refs(&params))
                 .await
-                .map_err(classify_write)?;
+                .map_err(|e| classify_write(e).at_row(i))?;
             if let Some(row) = row {
                 rows.push(decode(&row).map_err(classify)?);
             }
@@ -486,6 +490,7 @@ fn classify_write(error: tokio_postgres::Error) -> WriteError {
         kind,
         columns,
         constraint,
+        row: 0,
     })
 }
 
@@ -546,6 +551,22 @@ WHERE k.contype = 'f' AND n.nspname = $1 AND rn.nspname = $1 AND cardinality(k.c
 ORDER BY c.relname, k.conname";
 
 async fn introspect(client: &Object, schema: &str) -> anyhow::Result<Introspection> {
+    let schemas: Vec<String> = client
+        .query(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY 1",
+            &[],
+        )
+        .await
+        .context("cannot read the PostgreSQL catalog")?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    if !schemas.iter().any(|s| s == schema) {
+        anyhow::bail!(
+            "the PostgreSQL schema '{schema}' does not exist in this database; set schema.name to one of: {}",
+            schemas.join(", ")
+        );
+    }
     let column_rows = client
         .query(COLUMNS, &[&schema])
         .await
@@ -663,4 +684,15 @@ $brisk$;\n"
         sql.push_str(&format!("DROP FUNCTION IF EXISTS {function}();\n"));
     }
     sql
+}
+
+/// A double-quoted identifier, inner quotes doubled.
+fn quoted_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A value in libpq's `options`, where spaces and backslashes are escaped
+/// with a backslash.
+fn option_value(value: &str) -> String {
+    value.replace('\\', "\\\\").replace(' ', "\\ ")
 }

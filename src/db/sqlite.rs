@@ -331,8 +331,11 @@ impl SqliteDb {
                     }
                     let counted_before = logged.then(|| log_count(c, &sql.table)).flatten();
                     let mut cells = Vec::with_capacity(sql.statements.len());
-                    for statement in &sql.statements {
-                        cells.extend(query(c, statement)?);
+                    for (i, statement) in sql.statements.iter().enumerate() {
+                        match query(c, statement) {
+                            Ok(rows) => cells.extend(rows),
+                            Err(error) => return Ok(Err(classify_write(error).at_row(i))),
+                        }
                     }
                     if let Some(row) = first_invisible(&cells, sql.visible) {
                         return Ok(Err(WriteError::NotVisible(row)));
@@ -558,6 +561,7 @@ fn classify_write(error: rusqlite::Error) -> WriteError {
         kind,
         columns,
         constraint,
+        row: 0,
     })
 }
 

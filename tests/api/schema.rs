@@ -103,3 +103,101 @@ on_both! {
         );
     }
 }
+
+/// A schema other than `public`, with a space in its name and a decoy
+/// table of the same name in `public`: reads, embeds, counts and writes
+/// reach the served schema's tables, as SQL on them says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_schema_other_than_public_is_served() {
+    let Some(url) = tokio::task::spawn_blocking(|| throwaway_postgres("schemas"))
+        .await
+        .unwrap()
+    else {
+        skipped("a PostgreSQL schema other than public");
+        return;
+    };
+    execute(
+        Backend::Postgres,
+        &url,
+        r#"
+        CREATE SCHEMA "ware house";
+        CREATE TABLE "ware house".warehouses (id serial PRIMARY KEY, city text NOT NULL);
+        CREATE TABLE "ware house".bins (
+            id serial PRIMARY KEY,
+            warehouse_id int NOT NULL REFERENCES "ware house".warehouses (id),
+            label text NOT NULL
+        );
+        INSERT INTO "ware house".warehouses (city) VALUES ('Lyon'), ('Oslo');
+        INSERT INTO "ware house".bins (warehouse_id, label) VALUES (1, 'A1'), (1, 'A2'), (2, 'B1');
+        CREATE TABLE public.warehouses (id serial PRIMARY KEY, city text NOT NULL);
+        INSERT INTO public.warehouses (city) VALUES ('decoy');
+        "#,
+    )
+    .await;
+    let fx = Fixture::serve(Backend::Postgres, &url, |c| {
+        c.schema.name = "ware house".into();
+        c.writes = true;
+    })
+    .await;
+    let cities = fx
+        .sql_column(r#"SELECT city FROM "ware house".warehouses ORDER BY id"#)
+        .await;
+    let page = fx
+        .json("/v1/warehouses?sort=id&count=exact&include=bins", 200)
+        .await;
+    let served: Vec<_> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["city"].clone())
+        .collect();
+    assert_eq!(served, cities);
+    assert_eq!(page["meta"]["total"], 2);
+    let labels = fx
+        .sql_column(r#"SELECT label FROM "ware house".bins WHERE warehouse_id = 1 ORDER BY id"#)
+        .await;
+    let embedded: Vec<_> = page["data"][0]["bins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["label"].clone())
+        .collect();
+    assert_eq!(embedded, labels);
+    assert_eq!(fx.data("/v1/warehouses?city=Oslo").await.len(), 1);
+    assert_eq!(fx.data("/v1/warehouses?city=decoy").await.len(), 0);
+    let created = fx
+        .send(
+            "POST",
+            "/v1/bins",
+            r#"{"warehouse_id": 2, "label": "B2"}"#,
+            &[],
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(
+        fx.sql_column(r#"SELECT id FROM "ware house".bins WHERE label = 'B2'"#)
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(fx.data("/v1/warehouses/2/bins").await.len(), 2);
+    // a schema that is not there is named at start-up, with those that are
+    let mut config = brisk::config::Config::load(
+        None,
+        &brisk::config::Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            database: Some(url.clone()),
+        },
+    )
+    .unwrap();
+    config.schema.name = "warehouse".into();
+    let settings = brisk::config::Settings::from_config(config).unwrap();
+    let error = format!(
+        "{:#}",
+        brisk::app::App::build(&settings).await.err().unwrap()
+    );
+    assert!(
+        error.contains("'warehouse' does not exist") && error.contains("ware house"),
+        "{error}"
+    );
+}

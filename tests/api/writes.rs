@@ -145,6 +145,13 @@ on_both! {
         assert_eq!(response.status(), 409);
         let problem: Value = response.json().await.unwrap();
         assert_eq!(problem["errors"][0]["pointer"], "/email", "{problem}");
+        // in a bulk POST, the pointer starts with the row's index; nothing is stored
+        let fresh = NEW_USER.replace("grace@example.com", "bulk-first@example.com");
+        let response = fx.send("POST", "/v1/users", &format!("[{fresh},{duplicate}]"), &[]).await;
+        assert_eq!(response.status(), 409);
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["pointer"], "/1/email", "{problem}");
+        assert!(fx.sql_column("SELECT id FROM users WHERE email = 'bulk-first@example.com'").await.is_empty());
         let orphan = r#"{"user_id":999999,"status":"paid","total":1,"created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}"#;
         let response = fx.send("POST", "/v1/orders", orphan, &[]).await;
         assert_eq!(response.status(), 409);
