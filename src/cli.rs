@@ -288,10 +288,16 @@ async fn serve(settings: Settings, what: Option<&str>) -> anyhow::Result<()> {
         .iter()
         .copied()
         .find(|r| *r == "users")
-        .or(resources.first().copied())
-        .unwrap_or("users");
+        .or(resources.first().copied());
+    let try_line = match example {
+        Some(example) => format!("try: curl 'http://{address}/v1/{example}?limit=3'"),
+        None => format!(
+            "no tables or views to serve: the database (PostgreSQL: schema '{}') has none, or schema.tables / schema.hidden_tables leave none",
+            settings.database.schema
+        ),
+    };
     eprintln!(
-        "brisk is serving {} ({}) at http://{address}\n  resources: {}\n  try: curl 'http://{address}/v1/{example}?limit=3'\n  the API document: curl http://{address}/v1/openapi.json",
+        "brisk is serving {} ({}) at http://{address}\n  resources: {}\n  {try_line}\n  the API document: curl http://{address}/v1/openapi.json",
         what.unwrap_or("the database"),
         settings.database.url,
         resources.join(", "),

@@ -66,6 +66,18 @@ impl PostgresDb {
             pool,
             config: Arc::new(config),
         };
+        // one connection of our own first: the pool's errors hide the server's words
+        match db.config.connect(NoTls).await {
+            Ok((client, connection)) => {
+                drop(client);
+                let _ = connection.await;
+            }
+            Err(error) => anyhow::bail!(
+                "cannot connect to {}: {}",
+                settings.url,
+                connect_problem(&error)
+            ),
+        }
         db.ping()
             .await
             .with_context(|| format!("cannot connect to {}", settings.url))?;
@@ -695,4 +707,31 @@ fn quoted_ident(name: &str) -> String {
 /// with a backslash.
 fn option_value(value: &str) -> String {
     value.replace('\\', "\\\\").replace(' ', "\\ ")
+}
+
+/// What a failed connection says, with what to do about it.
+fn connect_problem(error: &tokio_postgres::Error) -> String {
+    use tokio_postgres::error::SqlState;
+    if let Some(db) = error.as_db_error() {
+        let hint = match db.code() {
+            code if *code == SqlState::INVALID_CATALOG_NAME => {
+                "; create it (createdb) or name an existing database in the URL"
+            }
+            code if *code == SqlState::INVALID_PASSWORD
+                || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+            {
+                "; the server refused the login: check the user and password in the URL"
+            }
+            _ => "",
+        };
+        return format!("{}{hint}", db.message());
+    }
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return format!("{io} (is PostgreSQL running, and listening there?)");
+        }
+        source = error.source();
+    }
+    error.to_string()
 }

@@ -201,3 +201,47 @@ async fn a_postgres_schema_other_than_public_is_served() {
         "{error}"
     );
 }
+
+/// The message of `brisk serve` failing to start over `url`.
+async fn start_up_error(url: &str) -> String {
+    let config = brisk::config::Config::load(
+        None,
+        &brisk::config::Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            database: Some(url.to_string()),
+        },
+    )
+    .unwrap();
+    let settings = brisk::config::Settings::from_config(config).unwrap();
+    format!(
+        "{:#}",
+        brisk::app::App::build(&settings).await.err().unwrap()
+    )
+}
+
+/// A database that is not there, a login refused, a server not running:
+/// each start-up error says which, and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_start_up_errors_say_what_is_wrong() {
+    if postgres_shop().is_none() {
+        skipped("PostgreSQL start-up errors");
+        return;
+    }
+    let admin = postgres_admin_url();
+    let base = admin.rsplit_once('/').unwrap().0;
+    let missing = start_up_error(&format!("{base}/brisk_no_such_database")).await;
+    assert!(
+        missing.contains("\"brisk_no_such_database\" does not exist")
+            && missing.contains("createdb"),
+        "{missing}"
+    );
+    let server = admin.trim_start_matches("postgres://");
+    let server = server.rsplit_once('@').map_or(server, |(_, server)| server);
+    let stranger = start_up_error(&format!("postgres://brisk_no_such_role@{server}")).await;
+    assert!(
+        stranger.contains("brisk_no_such_role") && stranger.contains("refused the login"),
+        "{stranger}"
+    );
+    let nobody = start_up_error(&format!("postgres://127.0.0.1:{}/test", free_port())).await;
+    assert!(nobody.contains("is PostgreSQL running"), "{nobody}");
+}
