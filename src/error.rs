@@ -368,6 +368,10 @@ impl From<DbError> for ApiError {
                 tracing::Level::DEBUG,
                 format!("database refused a value: {reason}"),
             ),
+            DbError::NotReady(what) => ApiError::new(
+                Problem::DatabaseUnavailable,
+                format!("the database cannot answer this yet: {what}"),
+            ),
             DbError::Internal(reason) => ApiError::new(
                 Problem::Internal,
                 "the server failed to answer; the error is logged",

@@ -145,6 +145,10 @@ pub enum DbError {
     /// The database refused a value the plan could not check (an exotic type).
     #[error("value rejected: {0}")]
     BadValue(String),
+    /// The database is in a state that cannot answer this until someone
+    /// acts (a materialized view never populated); says what to run.
+    #[error("not ready: {0}")]
+    NotReady(String),
     /// Anything else: a bug or a schema change under our feet.
     #[error("database error: {0}")]
     Internal(String),

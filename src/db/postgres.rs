@@ -520,6 +520,20 @@ fn classify(error: tokio_postgres::Error) -> DbError {
             DbError::Unavailable(error.to_string())
         }
         None if error.is_closed() => DbError::Unavailable(error.to_string()),
+        Some(code)
+            if *code == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE
+                && error
+                    .as_db_error()
+                    .is_some_and(|db| db.message().contains("has not been populated")) =>
+        {
+            let message = error
+                .as_db_error()
+                .map(|db| db.message())
+                .unwrap_or_default();
+            DbError::NotReady(format!(
+                "{message}; run REFRESH MATERIALIZED VIEW on it in the database"
+            ))
+        }
         _ => DbError::Internal(error.as_db_error().map_or_else(
             || error.to_string(),
             |db| format!("{}: {}", db.code().code(), db.message()),

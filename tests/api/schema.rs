@@ -245,3 +245,37 @@ async fn postgres_start_up_errors_say_what_is_wrong() {
     let nobody = start_up_error(&format!("postgres://127.0.0.1:{}/test", free_port())).await;
     assert!(nobody.contains("is PostgreSQL running"), "{nobody}");
 }
+
+/// A materialized view never populated is a 503 that says what to run,
+/// not a 500; once refreshed it serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpopulated_materialized_view_says_what_to_run() {
+    let Some(url) = tokio::task::spawn_blocking(|| throwaway_postgres("matview"))
+        .await
+        .unwrap()
+    else {
+        skipped("an unpopulated materialized view");
+        return;
+    };
+    execute(
+        Backend::Postgres,
+        &url,
+        "CREATE TABLE sales (id serial PRIMARY KEY, amount int NOT NULL);
+         INSERT INTO sales (amount) VALUES (3), (4);
+         CREATE MATERIALIZED VIEW totals AS SELECT sum(amount) AS total FROM sales WITH NO DATA;",
+    )
+    .await;
+    let fx = Fixture::serve(Backend::Postgres, &url, |_| {}).await;
+    let response = fx.get("/v1/totals").await;
+    assert_eq!(response.status(), 503);
+    let problem: serde_json::Value = response.json().await.unwrap();
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("\"totals\" has not been populated")
+            && detail.contains("REFRESH MATERIALIZED VIEW"),
+        "{problem}"
+    );
+    execute(Backend::Postgres, &url, "REFRESH MATERIALIZED VIEW totals").await;
+    let rows = fx.data("/v1/totals").await;
+    assert_eq!(rows, vec![json!({"total": 7})]);
+}
