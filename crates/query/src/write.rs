@@ -386,22 +386,58 @@ fn integer_range(db_type: &str) -> (i64, i64) {
     }
 }
 
-/// `numeric(p, s)` holds at most p - s digits before the point.
+/// `numeric(p, s)` holds at most p - s digits before the point and s after
+/// it. A value with more digits after the point is refused rather than
+/// rounded, as PostgreSQL would round it, silently.
 fn check_precision(column: &Column, text: &str) -> Result<(), String> {
     let Some((precision, scale)) = column.precision else {
         return Ok(());
     };
-    let Ok(value) = text.parse::<f64>() else {
+    let Some((before, after)) = decimal_digits(text) else {
         return Ok(());
     };
-    let limit = 10f64.powi((precision - scale) as i32);
-    if value.abs() >= limit {
+    if before > i64::from(precision) - i64::from(scale) {
         return Err(format!(
-            "{} holds numbers below {limit} in magnitude (numeric({precision}, {scale})), not {text}",
+            "{} holds at most {} digits before the point (numeric({precision}, {scale})), not {text}",
+            column.name,
+            precision - scale
+        ));
+    }
+    if after > i64::from(scale) {
+        return Err(format!(
+            "{} keeps {scale} digits after the point (numeric({precision}, {scale})); {text} has {after}: round it first",
             column.name
         ));
     }
     Ok(())
+}
+
+/// The significant digits of a decimal number before and after its point
+/// (`-0012.3400e1` → (3, 1)); `None` if it is not one.
+fn decimal_digits(text: &str) -> Option<(i64, i64)> {
+    let unsigned = text.trim_start_matches(['-', '+']);
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i64>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if !(whole
+        .bytes()
+        .chain(fraction.bytes())
+        .all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let digits = format!("{whole}{fraction}");
+    let point = whole.len() as i64 + exponent;
+    let leading = (digits.len() - digits.trim_start_matches('0').len()) as i64;
+    let significant = digits.trim_matches('0');
+    if significant.is_empty() {
+        return Some((0, 0));
+    }
+    let point = point - leading;
+    let length = significant.len() as i64;
+    Some((point.max(0), (length - point).max(0)))
 }
 
 fn check_key_unchanged(
@@ -449,6 +485,40 @@ mod tests {
     use super::*;
     use crate::schema::fixtures::shop;
 
+    #[test]
+    fn decimal_digits_before_and_after_the_point() {
+        for (text, digits) in [
+            ("1.005", Some((1, 3))),
+            ("-0012.3400", Some((2, 2))),
+            ("12.34e1", Some((3, 1))),
+            ("1E-7", Some((0, 7))),
+            ("0.000", Some((0, 0))),
+            ("100", Some((3, 0))),
+            ("1e400", Some((401, 0))),
+            ("0x10", None),
+        ] {
+            assert_eq!(decimal_digits(text), digits, "{text}");
+        }
+    }
+
+    #[test]
+    fn numerics_are_refused_rather_than_rounded() {
+        let mut column = Column::new("price", ColumnKind::Numeric, "pg_catalog.numeric");
+        column.precision = Some((10, 2));
+        assert!(field_value(&column, &serde_json::json!(1.25)).is_ok());
+        assert!(field_value(&column, &serde_json::json!("12345678.99")).is_ok());
+        let rounded = field_value(&column, &serde_json::json!(1.005)).unwrap_err();
+        assert!(
+            rounded.contains("keeps 2 digits after the point"),
+            "{rounded}"
+        );
+        let large = field_value(&column, &serde_json::json!("123456789")).unwrap_err();
+        assert!(
+            large.contains("at most 8 digits before the point"),
+            "{large}"
+        );
+    }
+
     fn plan(
         method: WriteMethod,
         resource: &str,
@@ -494,7 +564,7 @@ mod tests {
                 "InvalidField /nme: products has no field 'nme'; did you mean 'name'?",
                 "InvalidField /name: name is required (text)",
                 "InvalidField /category: category is required (text)",
-                "InvalidField /price: price holds numbers below 100000000 in magnitude (numeric(10, 2)), not 123456789",
+                "InvalidField /price: price holds at most 8 digits before the point (numeric(10, 2)), not 123456789",
                 "InvalidField /stock: stock takes integer, not a string",
                 "InvalidField /description: description is required (text)",
                 "InvalidField /created_at: 'soon' is not a valid value for created_at (expected timestamp (RFC 3339, e.g. 2024-05-01T12:00:00Z))",
