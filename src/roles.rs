@@ -134,11 +134,16 @@ fn build(
             vec![resource.to_string()]
         };
         for resource in resources {
-            methods
-                .entry(resource)
-                .or_default()
-                .extend(granted.iter().copied());
+            let table = served.resource(&resource).expect("a served resource");
+            // a method named outright must be one the resource takes; "*"
+            // and a bare table grant what it takes
+            if let (Some(_), Some(refusal)) = (method, table.refusal(granted[0])) {
+                bail!("write: '{grant}': {refusal}");
+            }
+            let taken = granted.iter().copied().filter(|m| table.accepts(*m));
+            methods.entry(resource).or_default().extend(taken);
         }
+        methods.retain(|_, granted| !granted.is_empty());
     }
     let mut rules = RowRules::new(limits);
     for (resource, details) in &config.resources {

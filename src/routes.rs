@@ -360,16 +360,33 @@ async fn not_found(request: Request) -> Response {
     ApiError::route_not_found(request.uri().path()).into_response()
 }
 
-/// 405 for a known route and another method; axum adds `Allow`.
-async fn method_not_allowed(path: Option<MatchedPath>) -> Response {
-    let allowed = match path.as_ref().map(MatchedPath::as_str) {
-        Some("/v1/{resource}") => "GET, HEAD, POST",
-        Some("/v1/{resource}/{id}") => "GET, HEAD, PATCH, PUT, DELETE",
-        _ => "GET, HEAD",
+/// 405 for a known route and another method, with the methods this
+/// resource takes in `Allow` (axum's would name every method of the route).
+async fn method_not_allowed(
+    State(state): Shared,
+    path: Option<MatchedPath>,
+    segments: Segments,
+) -> Response {
+    let name = segments
+        .ok()
+        .and_then(|Path(segments)| segments.into_iter().next());
+    let resource = name.as_deref().and_then(|name| state.schema.resource(name));
+    let allowed = match (path.as_ref().map(MatchedPath::as_str), resource) {
+        (Some("/v1/{resource}"), Some(resource)) => {
+            crate::write::allowed_methods(resource, false, state.writes.enabled)
+        }
+        (Some("/v1/{resource}/{id}"), Some(resource)) => {
+            crate::write::allowed_methods(resource, true, state.writes.enabled)
+        }
+        _ => "GET, HEAD".to_string(),
     };
     ApiError::new(
         Problem::MethodNotAllowed,
         format!("this route allows {allowed}"),
+    )
+    .with_header(
+        header::ALLOW,
+        HeaderValue::from_str(&allowed).expect("method names"),
     )
     .into_response()
 }

@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use brisk_query::canonical;
 use brisk_query::envelope::{self, Row};
-use brisk_query::schema::Cardinality;
+use brisk_query::schema::{Cardinality, Resource};
 use brisk_query::sql::render_write;
 use brisk_query::write::{WriteAction, WriteMethod, WritePlan, WriteRequest, plan_write};
 use bytes::Bytes;
@@ -46,6 +46,19 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
         return Err(ApiError::new(
             Problem::WritesDisabled,
             "this server is read-only; set writes = true in brisk.toml (or BRISK_WRITES=true) to allow writes",
+        ));
+    }
+    if let Some(resource) = state.schema.resource(call.resource)
+        && let Some(refusal) = resource.refusal(call.method)
+    {
+        let allow = allowed_methods(resource, call.id.is_some(), true);
+        return Err(ApiError::new(
+            Problem::MethodNotAllowed,
+            format!("{refusal}; {} takes {allow}", call.resource),
+        )
+        .with_header(
+            header::ALLOW,
+            HeaderValue::from_str(&allow).expect("method names"),
         ));
     }
     let role = &call.viewer.role;
@@ -289,6 +302,24 @@ fn outside_rule(plan: &WritePlan, row: usize, role: &str) -> ApiError {
     }
 }
 
+/// The methods a resource's collection (or, with `row`, one of its rows)
+/// takes, as `Allow` lists them.
+pub fn allowed_methods(resource: &Resource, row: bool, writes: bool) -> String {
+    let candidates: &[WriteMethod] = if row {
+        &[WriteMethod::Patch, WriteMethod::Put, WriteMethod::Delete]
+    } else {
+        &[WriteMethod::Post]
+    };
+    let mut allow = String::from("GET, HEAD");
+    for method in candidates {
+        if writes && resource.accepts(*method) {
+            allow.push_str(", ");
+            allow.push_str(method.name());
+        }
+    }
+    allow
+}
+
 /// A write's body must be JSON, and not content-coded.
 fn check_media_type(headers: &HeaderMap) -> Result<(), ApiError> {
     if let Some(coding) = headers.get(header::CONTENT_ENCODING)
@@ -403,6 +434,12 @@ fn constraint_error(constraint: Constraint, state: &AppState, plan: &WritePlan) 
     } else {
         constraint.columns.clone()
     };
+    // a column the server does not serve is never named
+    let served = state.schema.resource(table);
+    let columns: Vec<String> = columns
+        .into_iter()
+        .filter(|c| served.is_some_and(|r| r.column(c).is_some()))
+        .collect();
     let list = columns.join(", ");
     let (problem, detail) = match constraint.kind {
         ConstraintKind::Unique => (

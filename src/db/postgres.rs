@@ -636,6 +636,7 @@ async fn introspect(client: &Object, schema: &str) -> anyhow::Result<Introspecti
                 columns: vec![column],
                 primary_key: Vec::new(),
                 relations: Vec::new(),
+                insertable: true,
             }),
         }
     }

@@ -649,6 +649,7 @@ fn introspect(c: &Connection) -> Result<Introspection, rusqlite::Error> {
             columns,
             primary_key: primary_key.into_iter().map(|(_, c)| c).collect(),
             relations: Vec::new(),
+            insertable: true,
         });
     }
     Ok(Introspection {

@@ -102,6 +102,53 @@ on_both! {
                 .is_none()
         );
     }
+
+    async fn allow_and_writes_say_what_each_resource_takes(backend: Backend) {
+        let url = writable_shop(backend, "allow").await;
+        execute(backend, &url, EXTRA_SQL).await;
+        let fx = Fixture::serve(backend, &url, |config| {
+            config.writes = true;
+            config.resources.insert(
+                "users".into(),
+                brisk::config::ResourceConfig {
+                    hidden_columns: vec!["email".into()],
+                    ..Default::default()
+                },
+            );
+        })
+        .await;
+        let allow = |method: &'static str, path: &'static str| {
+            let fx = &fx;
+            async move {
+                let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+                let response = fx.client.request(method, fx.url(path)).body("{}").header("content-type", "application/json").send().await.unwrap();
+                let allow = header(&response, "allow");
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                (allow.unwrap_or_default(), body["detail"].as_str().unwrap_or_default().to_string())
+            }
+        };
+        assert_eq!(allow("OPTIONS", "/v1/products").await.0, "GET, HEAD, POST");
+        assert_eq!(allow("OPTIONS", "/v1/products/1").await.0, "GET, HEAD, PATCH, PUT, DELETE");
+        let (view, detail) = allow("POST", "/v1/big_orders").await;
+        assert_eq!(view, "GET, HEAD");
+        assert!(detail.contains("is a view"), "{detail}");
+        assert_eq!(allow("OPTIONS", "/v1/big_orders").await.0, "GET, HEAD");
+        let (keyless, detail) = allow("POST", "/v1/events").await;
+        assert_eq!(keyless, "GET, HEAD");
+        assert!(detail.contains("no single-column primary key"), "{detail}");
+        // users' email is required and hidden: rows cannot be created, and
+        // neither the answer nor the document names the column
+        let (users, detail) = allow("POST", "/v1/users").await;
+        assert_eq!(users, "GET, HEAD");
+        assert!(detail.contains("required column") && !detail.contains("email"), "{detail}");
+        let patched = fx.send("PATCH", "/v1/users/1", r#"{"name":"Ada"}"#, &[]).await;
+        assert_eq!(patched.status(), 200);
+        let document = fx.json("/v1/openapi.json", 200).await;
+        assert!(document["paths"]["/v1/users"].get("post").is_none());
+        assert!(document["paths"]["/v1/users/{id}"].get("patch").is_some());
+        assert!(document["paths"]["/v1/big_orders"].get("post").is_none());
+        assert!(document["paths"]["/v1/products"].get("post").is_some());
+    }
 }
 
 /// A schema other than `public`, with a space in its name and a decoy

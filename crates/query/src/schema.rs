@@ -20,6 +20,9 @@ pub struct Resource {
     /// Columns of the primary key, in key order; empty for views and keyless tables.
     pub primary_key: Vec<String>,
     pub relations: Vec<Relation>,
+    /// Whether rows can be created: false once a column an insert needs
+    /// (NOT NULL, no default) is not served.
+    pub insertable: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +230,13 @@ impl Schema {
         let names: Vec<String> = self.resources.keys().cloned().collect();
         for resource in self.resources.values_mut() {
             let table = resource.name.clone();
+            if resource
+                .columns
+                .iter()
+                .any(|c| c.required() && !keep_column(&table, &c.name))
+            {
+                resource.insertable = false;
+            }
             resource.columns.retain(|c| keep_column(&table, &c.name));
             let has = |columns: &[Column], name: &str| columns.iter().any(|c| c.name == name);
             if !resource
@@ -265,6 +275,32 @@ impl Resource {
 
     pub fn relation(&self, name: &str) -> Option<&Relation> {
         self.relations.iter().find(|r| r.name == name)
+    }
+
+    /// Whether brisk writes it with `method`: tables with a single-column
+    /// key, and POST only when every column an insert needs is served.
+    pub fn accepts(&self, method: crate::write::WriteMethod) -> bool {
+        self.kind == ResourceKind::Table
+            && self.row_key().is_some()
+            && (method != crate::write::WriteMethod::Post || self.insertable)
+    }
+
+    /// Why it does not take `method`, in words a client can act on (never
+    /// naming a column it is not served).
+    pub fn refusal(&self, method: crate::write::WriteMethod) -> Option<String> {
+        if self.accepts(method) {
+            return None;
+        }
+        let name = &self.name;
+        Some(if self.kind == ResourceKind::View {
+            format!("{name} is a view, which brisk serves read-only")
+        } else if self.row_key().is_none() {
+            format!("{name} has no single-column primary key, so brisk serves it read-only")
+        } else {
+            format!(
+                "{name} has a required column this server does not serve, so rows cannot be created through the API"
+            )
+        })
     }
 
     /// The primary key column when the key is a single column: the one that
@@ -325,6 +361,7 @@ pub(crate) mod fixtures {
             columns,
             primary_key: vec!["id".into()],
             relations: vec![],
+            insertable: true,
         }
     }
 
