@@ -6,6 +6,7 @@ mod support;
 
 mod access;
 mod caching;
+mod chinook;
 mod cluster;
 mod cursors;
 mod errors;

@@ -292,7 +292,12 @@ pub fn write_row(
         }
         first = false;
         out.extend_from_slice(field.key.as_bytes());
-        row[field.cell].write_json(field.kind, out);
+        match (&row[field.cell], field.kind) {
+            (Cell::Text(text), ColumnKind::Timestamp) if sqlite_datetime(text) => {
+                write_rfc3339(text, out)
+            }
+            (cell, kind) => cell.write_json(kind, out),
+        }
     }
     if out.len() > limit {
         return Err(Exceeded::Bytes);
@@ -331,6 +336,40 @@ pub fn write_row(
     Ok(())
 }
 
+/// `YYYY-MM-DD HH:MM[:SS[.fff]]`: a date-time as SQLite's own functions
+/// write it (`CURRENT_TIMESTAMP`, `datetime('now')`), in UTC.
+fn sqlite_datetime(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| b[range].iter().all(u8::is_ascii_digit);
+    b.len() >= 16
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b' '
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || *c == b':' || *c == b'.')
+}
+
+/// The same instant in RFC 3339: `T` between date and time, seconds
+/// always, `Z` for UTC (body rendering only; cursors keep the stored text,
+/// which is what the database orders).
+fn write_rfc3339(text: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    out.extend_from_slice(&text.as_bytes()[..10]);
+    out.push(b'T');
+    out.extend_from_slice(&text.as_bytes()[11..]);
+    if text.len() == 16 {
+        out.extend_from_slice(b":00");
+    }
+    out.extend_from_slice(b"Z\"");
+}
+
 /// A row's sort keys as a JSON array (for cursors).
 pub fn keys_json(shape: &Shape, row: &[Cell]) -> String {
     let mut out = Vec::with_capacity(32);
@@ -353,6 +392,29 @@ mod tests {
         let mut out = Vec::new();
         cell.write_json(kind, &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn sqlite_date_times_are_served_in_rfc_3339() {
+        for (stored, served) in [
+            ("2026-12-01 04:17:47", Some("\"2026-12-01T04:17:47Z\"")),
+            (
+                "2026-12-01 04:17:47.123",
+                Some("\"2026-12-01T04:17:47.123Z\""),
+            ),
+            ("2026-12-01 04:17", Some("\"2026-12-01T04:17:00Z\"")),
+            ("2026-12-01T04:17:47Z", None),
+            ("2026-12-01", None),
+            ("2026-12-01 04:17:47+02:00", None),
+            ("yesterday at noon", None),
+        ] {
+            let rendered = sqlite_datetime(stored).then(|| {
+                let mut out = Vec::new();
+                write_rfc3339(stored, &mut out);
+                String::from_utf8(out).unwrap()
+            });
+            assert_eq!(rendered.as_deref(), served, "{stored}");
+        }
     }
 
     #[test]

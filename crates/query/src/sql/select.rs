@@ -257,7 +257,12 @@ impl Writer {
                 return;
             }
             Operator::In | Operator::Nin => {
-                self.column(alias, name);
+                let instants = self.compares_instants(column);
+                if instants {
+                    self.instant(|w| w.column(alias, name));
+                } else {
+                    self.column(alias, name);
+                }
                 self.push(if filter.operator == Operator::In {
                     " IN ("
                 } else {
@@ -267,7 +272,11 @@ impl Writer {
                     if i > 0 {
                         self.push(", ");
                     }
-                    self.value(value.clone(), column);
+                    if instants {
+                        self.instant(|w| w.value(value.clone(), column));
+                    } else {
+                        self.value(value.clone(), column);
+                    }
                 }
                 self.push(")");
                 return;
@@ -277,9 +286,31 @@ impl Writer {
                 return;
             }
         };
+        if self.compares_instants(column) {
+            self.instant(|w| w.column(alias, name));
+            self.push(op);
+            let value = filter.values[0].clone();
+            self.instant(|w| w.value(value, column));
+            return;
+        }
         self.column(alias, name);
         self.push(op);
         self.value(filter.values[0].clone(), column);
+    }
+
+    /// Whether comparisons on `column` must compare instants rather than
+    /// text: SQLite date-times, which may be spelled `2026-12-01 04:17:47`
+    /// (as SQLite writes them) or `2026-12-01T04:17:47Z`.
+    fn compares_instants(&self, column: &crate::schema::Column) -> bool {
+        self.dialect == Dialect::Sqlite && column.kind == crate::schema::ColumnKind::Timestamp
+    }
+
+    /// `strftime('%Y-%m-%d %H:%M:%f', …)`: SQLite's `datetime()` in UTC, to
+    /// the millisecond.
+    fn instant(&mut self, inner: impl FnOnce(&mut Self)) {
+        self.push("strftime('%Y-%m-%d %H:%M:%f', ");
+        inner(self);
+        self.push(")");
     }
 
     /// `like` is case-sensitive and `ilike` is not, on both databases. SQLite's
