@@ -270,6 +270,17 @@ fn input_schema(resource: &Resource) -> Value {
 }
 
 fn column_schema(column: &Column) -> Value {
+    if !column.values.is_empty() {
+        // an enum: its values, and null when the column allows it
+        let mut values: Vec<Value> = column.values.iter().map(|v| json!(v)).collect();
+        let kind = if column.nullable {
+            values.push(Value::Null);
+            json!(["string", "null"])
+        } else {
+            json!("string")
+        };
+        return json!({ "type": kind, "enum": values, "description": column.db_type });
+    }
     let (kind, format) = match column.kind {
         ColumnKind::Integer => ("integer", None),
         ColumnKind::Real | ColumnKind::Numeric => ("number", None),

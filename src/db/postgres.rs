@@ -545,7 +545,9 @@ const COLUMNS: &str = "
 SELECT c.relname, c.relkind::text, a.attname, a.attnotnull,
        a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '',
        tn.nspname, t.typname, t.typtype::text, coalesce(bt.typname, t.typname),
-       a.attgenerated <> '' OR a.attidentity = 'a', a.atttypmod
+       a.attgenerated <> '' OR a.attidentity = 'a', a.atttypmod,
+       ARRAY(SELECT e.enumlabel::text FROM pg_enum e
+             WHERE e.enumtypid = coalesce(bt.oid, t.oid) ORDER BY e.enumsortorder)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -618,6 +620,7 @@ async fn introspect(client: &Object, schema: &str) -> anyhow::Result<Introspecti
             precision: modifier
                 .filter(|_| base_type == "numeric")
                 .map(|m| (m >> 16, m & 0xffff)),
+            values: row.get(11),
             ..Column::new(
                 row.get::<_, String>(2),
                 kind,

@@ -326,3 +326,86 @@ async fn an_unpopulated_materialized_view_says_what_to_run() {
     let rows = fx.data("/v1/totals").await;
     assert_eq!(rows, vec![json!({"total": 7})]);
 }
+
+/// PostgreSQL enums: filtered and sorted in the enum's order, a value it
+/// does not take refused before any SQL (400 naming the parameter, 422
+/// naming the field, both listing the values), its values in the OpenAPI
+/// document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_enums_name_their_values() {
+    let Some(url) = tokio::task::spawn_blocking(|| throwaway_postgres("enums"))
+        .await
+        .unwrap()
+    else {
+        skipped("PostgreSQL enums");
+        return;
+    };
+    execute(
+        Backend::Postgres,
+        &url,
+        "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+         CREATE TABLE people (id serial PRIMARY KEY, name text NOT NULL, mood mood NOT NULL, later mood);
+         INSERT INTO people (name, mood) VALUES ('a', 'happy'), ('b', 'sad'), ('c', 'ok'), ('d', 'happy');",
+    )
+    .await;
+    let fx = Fixture::serve(Backend::Postgres, &url, |c| c.writes = true).await;
+    let ids =
+        |rows: Vec<serde_json::Value>| rows.iter().map(|r| r["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(fx.data("/v1/people?mood=happy&sort=id").await),
+        fx.sql_column("SELECT id FROM people WHERE mood = 'happy' ORDER BY id")
+            .await
+    );
+    assert_eq!(
+        ids(fx.data("/v1/people?sort=mood,id").await),
+        fx.sql_column("SELECT id FROM people ORDER BY mood, id")
+            .await
+    );
+    assert_eq!(
+        ids(fx.data("/v1/people?mood[gt]=sad&sort=id").await),
+        fx.sql_column("SELECT id FROM people WHERE mood > 'sad' ORDER BY id")
+            .await
+    );
+    assert_eq!(
+        fx.data("/v1/people?mood[like]=ha%25").await.len(),
+        2,
+        "patterns match the enum's text"
+    );
+    assert_eq!(fx.data("/v1/people?mood[in]=sad,ok").await.len(), 2);
+    let problem = fx.json("/v1/people?mood=angry", 400).await;
+    assert_eq!(problem["errors"][0]["parameter"], "mood", "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("'sad', 'ok', 'happy'"),
+        "{problem}"
+    );
+    let refused = fx
+        .send(
+            "POST",
+            "/v1/people",
+            r#"{"name": "e", "mood": "angry"}"#,
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status(), 422);
+    let problem: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["pointer"], "/mood", "{problem}");
+    let created = fx
+        .send(
+            "POST",
+            "/v1/people",
+            r#"{"name": "e", "mood": "ok", "later": null}"#,
+            &[],
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let document = fx.json("/v1/openapi.json", 200).await;
+    let properties = &document["components"]["schemas"]["people"]["properties"];
+    assert_eq!(properties["mood"]["enum"], json!(["sad", "ok", "happy"]));
+    assert_eq!(
+        properties["later"]["enum"],
+        json!(["sad", "ok", "happy", null])
+    );
+}

@@ -48,6 +48,8 @@ pub struct Column {
     pub max_chars: Option<u32>,
     /// Digits in all and after the point (`numeric(p, s)`).
     pub precision: Option<(u32, u32)>,
+    /// The values an enum takes, in its order; empty for other types.
+    pub values: Vec<String>,
 }
 
 impl Column {
@@ -62,6 +64,7 @@ impl Column {
             read_only: false,
             max_chars: None,
             precision: None,
+            values: Vec::new(),
         }
     }
 

@@ -41,6 +41,9 @@ pub fn parse_value(column: &Column, raw: &str) -> Result<SqlValue, String> {
             column.kind.describe()
         )
     };
+    if !column.values.is_empty() && !column.values.iter().any(|v| v == raw) {
+        return Err(not_a_value(column, raw));
+    }
     match column.kind {
         ColumnKind::Integer => raw
             .parse::<i64>()
@@ -86,6 +89,25 @@ pub fn parse_value(column: &Column, raw: &str) -> Result<SqlValue, String> {
             column.kind.describe()
         )),
     }
+}
+
+/// The refusal of a value an enum does not take, listing those it does.
+pub fn not_a_value(column: &Column, raw: &str) -> String {
+    const LISTED: usize = 20;
+    let mut listed = column
+        .values
+        .iter()
+        .take(LISTED)
+        .map(|v| format!("'{v}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if column.values.len() > LISTED {
+        listed.push_str(&format!(" and {} more", column.values.len() - LISTED));
+    }
+    format!(
+        "'{raw}' is not a value of {}; it takes {listed}",
+        column.name
+    )
 }
 
 /// Converts a key value rendered as JSON (in a cursor) back to

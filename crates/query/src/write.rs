@@ -315,6 +315,13 @@ fn field_value(column: &Column, value: &Value) -> Result<SqlValue, String> {
             Err(format!("{} cannot be null", column.name))
         };
     }
+    if !column.values.is_empty() {
+        return match value {
+            Value::String(text) if column.values.contains(text) => Ok(SqlValue::Text(text.clone())),
+            Value::String(text) => Err(crate::value::not_a_value(column, text)),
+            _ => Err(wrong()),
+        };
+    }
     let checked = match (column.kind, value) {
         (ColumnKind::Integer, Value::Number(n)) => {
             let i = n.as_i64().ok_or_else(|| {
