@@ -281,6 +281,18 @@ fn column_schema(column: &Column) -> Value {
         };
         return json!({ "type": kind, "enum": values, "description": column.db_type });
     }
+    if column.kind == ColumnKind::Array {
+        let items = column_schema(&Column {
+            nullable: true,
+            ..column.item()
+        });
+        let kind = if column.nullable {
+            json!(["array", "null"])
+        } else {
+            json!("array")
+        };
+        return json!({ "type": kind, "items": items, "description": column.db_type });
+    }
     let (kind, format) = match column.kind {
         ColumnKind::Integer => ("integer", None),
         ColumnKind::Real | ColumnKind::Numeric => ("number", None),
@@ -290,7 +302,9 @@ fn column_schema(column: &Column) -> Value {
         ColumnKind::Date => ("string", Some("date")),
         ColumnKind::Uuid => ("string", Some("uuid")),
         ColumnKind::Blob => ("string", Some("hex")),
-        ColumnKind::Json | ColumnKind::Other => return json!({ "description": column.db_type }),
+        ColumnKind::Json | ColumnKind::Array | ColumnKind::Other => {
+            return json!({ "description": column.db_type });
+        }
     };
     let mut schema = Map::new();
     schema.insert(

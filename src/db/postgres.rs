@@ -547,13 +547,15 @@ SELECT c.relname, c.relkind::text, a.attname, a.attnotnull,
        tn.nspname, t.typname, t.typtype::text, coalesce(bt.typname, t.typname),
        a.attgenerated <> '' OR a.attidentity = 'a', a.atttypmod,
        ARRAY(SELECT e.enumlabel::text FROM pg_enum e
-             WHERE e.enumtypid = coalesce(bt.oid, t.oid) ORDER BY e.enumsortorder)
+             WHERE e.enumtypid = coalesce(bt.oid, t.oid) ORDER BY e.enumsortorder),
+       et.typname, et.typtype::text
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 JOIN pg_type t ON t.oid = a.atttypid
 JOIN pg_namespace tn ON tn.oid = t.typnamespace
 LEFT JOIN pg_type bt ON bt.oid = t.typbasetype AND t.typtype = 'd'
+LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
 ORDER BY c.relname, a.attnum";
 
@@ -609,7 +611,13 @@ async fn introspect(client: &Object, schema: &str) -> anyhow::Result<Introspecti
         let base_type: String = row.get(8);
         let not_null: bool = row.get(3);
         let typmod: i32 = row.get(10);
-        let kind = kind_of(&base_type, &type_kind);
+        let element: Option<String> = row.get(12);
+        let element = element.map(|name| kind_of(&name, &row.get::<_, String>(13)));
+        let kind = if element.is_some() {
+            ColumnKind::Array
+        } else {
+            kind_of(&base_type, &type_kind)
+        };
         let modifier = u32::try_from(typmod - 4).ok();
         let column = Column {
             nullable: !not_null,
@@ -621,6 +629,7 @@ async fn introspect(client: &Object, schema: &str) -> anyhow::Result<Introspecti
                 .filter(|_| base_type == "numeric")
                 .map(|m| (m >> 16, m & 0xffff)),
             values: row.get(11),
+            element,
             ..Column::new(
                 row.get::<_, String>(2),
                 kind,

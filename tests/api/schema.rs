@@ -409,3 +409,95 @@ async fn postgres_enums_name_their_values() {
         json!(["sad", "ok", "happy", null])
     );
 }
+
+/// PostgreSQL arrays: JSON arrays in and out, `cs`, `cd`, `ov` filters
+/// finding what `@>`, `<@`, `&&` find, items checked by their type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_arrays_are_json_arrays() {
+    let Some(url) = tokio::task::spawn_blocking(|| throwaway_postgres("arrays"))
+        .await
+        .unwrap()
+    else {
+        skipped("PostgreSQL arrays");
+        return;
+    };
+    execute(
+        Backend::Postgres,
+        &url,
+        r#"CREATE TABLE films (id serial PRIMARY KEY, title text NOT NULL, features text[] NOT NULL DEFAULT '{}', scores int[]);
+           INSERT INTO films (title, features, scores) VALUES
+             ('a', '{Trailers,"Deleted Scenes"}', '{1,2}'), ('b', '{Trailers}', NULL), ('c', '{}', '{3}');"#,
+    )
+    .await;
+    let fx = Fixture::serve(Backend::Postgres, &url, |c| c.writes = true).await;
+    let first = fx.json("/v1/films/1", 200).await;
+    assert_eq!(
+        first["data"]["features"],
+        json!(["Trailers", "Deleted Scenes"])
+    );
+    assert_eq!(first["data"]["scores"], json!([1, 2]));
+    let ids =
+        |rows: Vec<serde_json::Value>| rows.iter().map(|r| r["id"].clone()).collect::<Vec<_>>();
+    for (query, condition) in [
+        ("features[cs]=Trailers", "features @> '{Trailers}'"),
+        (
+            "features[cd]=Trailers,Commentaries",
+            "features <@ '{Trailers,Commentaries}'",
+        ),
+        (
+            "features[ov]=\"Deleted Scenes\",Commentaries",
+            "features && '{\"Deleted Scenes\",Commentaries}'",
+        ),
+        ("scores[cs]=2,1", "scores @> '{2,1}'"),
+    ] {
+        let want = fx
+            .sql_column(&format!(
+                "SELECT id FROM films WHERE {condition} ORDER BY id"
+            ))
+            .await;
+        assert!(!want.is_empty(), "{query}");
+        assert_eq!(
+            ids(fx.data(&format!("/v1/films?{query}&sort=id")).await),
+            want,
+            "{query}"
+        );
+    }
+    let problem = fx.json("/v1/films?scores[cs]=x", 400).await;
+    assert_eq!(problem["errors"][0]["parameter"], "scores[cs]", "{problem}");
+    fx.json("/v1/films?features=Trailers", 400).await;
+    fx.json("/v1/films?title[cs]=a", 400).await;
+    let created = fx
+        .send("POST", "/v1/films", r#"{"title": "d", "features": ["Behind the Scenes", "a \"quoted\" {one}"], "scores": [4, null]}"#, &[])
+        .await;
+    assert_eq!(created.status(), 201);
+    let body: serde_json::Value = created.json().await.unwrap();
+    assert_eq!(
+        body["data"]["features"],
+        json!(["Behind the Scenes", "a \"quoted\" {one}"])
+    );
+    assert_eq!(body["data"]["scores"], json!([4, null]));
+    assert_eq!(
+        fx.sql_column("SELECT features[2] FROM films WHERE title = 'd'")
+            .await,
+        vec![json!("a \"quoted\" {one}")]
+    );
+    let refused = fx
+        .send(
+            "POST",
+            "/v1/films",
+            r#"{"title": "e", "scores": ["x"]}"#,
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status(), 422);
+    let problem: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["pointer"], "/scores", "{problem}");
+    let document = fx.json("/v1/openapi.json", 200).await;
+    let features = &document["components"]["schemas"]["films"]["properties"]["features"];
+    assert_eq!(features["type"], "array", "{features}");
+    assert_eq!(
+        features["items"]["type"],
+        json!(["string", "null"]),
+        "{features}"
+    );
+}

@@ -68,10 +68,14 @@ pub enum Operator {
     Like,
     Ilike,
     Null,
+    /// Array contains (`@>`), is contained by (`<@`), overlaps (`&&`).
+    Cs,
+    Cd,
+    Ov,
 }
 
 impl Operator {
-    pub const ALL: [Operator; 11] = [
+    pub const ALL: [Operator; 14] = [
         Operator::Eq,
         Operator::Ne,
         Operator::Gt,
@@ -83,6 +87,9 @@ impl Operator {
         Operator::Like,
         Operator::Ilike,
         Operator::Null,
+        Operator::Cs,
+        Operator::Cd,
+        Operator::Ov,
     ];
 
     pub fn name(self) -> &'static str {
@@ -98,6 +105,9 @@ impl Operator {
             Operator::Like => "like",
             Operator::Ilike => "ilike",
             Operator::Null => "null",
+            Operator::Cs => "cs",
+            Operator::Cd => "cd",
+            Operator::Ov => "ov",
         }
     }
 

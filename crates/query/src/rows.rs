@@ -74,7 +74,9 @@ impl Cell {
             }
             (Cell::Float(_), _) => out.extend_from_slice(b"null"),
             (Cell::Bool(b), _) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-            (Cell::Text(t), ColumnKind::Json) => out.extend_from_slice(t.as_bytes()),
+            (Cell::Text(t), ColumnKind::Json | ColumnKind::Array) => {
+                out.extend_from_slice(t.as_bytes())
+            }
             (Cell::Text(t), ColumnKind::Numeric | ColumnKind::Real | ColumnKind::Integer)
                 if is_json_number(t) =>
             {

@@ -50,9 +50,20 @@ pub struct Column {
     pub precision: Option<(u32, u32)>,
     /// The values an enum takes, in its order; empty for other types.
     pub values: Vec<String>,
+    /// What an array's items are (`kind` is `Array`).
+    pub element: Option<ColumnKind>,
 }
 
 impl Column {
+    /// A stand-in for one item of an array column, to check items with.
+    pub fn item(&self) -> Column {
+        Column::new(
+            self.name.clone(),
+            self.element.unwrap_or(ColumnKind::Other),
+            "",
+        )
+    }
+
     /// A column of `kind` with no constraints beyond its type.
     pub fn new(name: impl Into<String>, kind: ColumnKind, db_type: impl Into<String>) -> Column {
         Column {
@@ -65,6 +76,7 @@ impl Column {
             max_chars: None,
             precision: None,
             values: Vec::new(),
+            element: None,
         }
     }
 
@@ -89,6 +101,8 @@ pub enum ColumnKind {
     Uuid,
     Json,
     Blob,
+    /// A PostgreSQL array: JSON arrays in and out; `cs`, `cd`, `ov` filters.
+    Array,
     /// Anything else: compared as text, and the database checks the value.
     Other,
 }
@@ -96,12 +110,18 @@ pub enum ColumnKind {
 impl ColumnKind {
     /// Whether values of this kind have an order (sort keys, gt/lt filters).
     pub fn is_ordered(self) -> bool {
-        !matches!(self, ColumnKind::Json | ColumnKind::Blob)
+        !matches!(
+            self,
+            ColumnKind::Json | ColumnKind::Blob | ColumnKind::Array
+        )
     }
 
     /// Whether `eq`/`ne`/`in` make sense for this kind.
     pub fn is_comparable(self) -> bool {
-        !matches!(self, ColumnKind::Json | ColumnKind::Blob)
+        !matches!(
+            self,
+            ColumnKind::Json | ColumnKind::Blob | ColumnKind::Array
+        )
     }
 
     pub fn is_textual(self) -> bool {
@@ -120,6 +140,7 @@ impl ColumnKind {
             ColumnKind::Uuid => "UUID",
             ColumnKind::Json => "JSON",
             ColumnKind::Blob => "binary",
+            ColumnKind::Array => "array",
         }
     }
 }

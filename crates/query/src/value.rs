@@ -83,12 +83,25 @@ pub fn parse_value(column: &Column, raw: &str) -> Result<SqlValue, String> {
         ColumnKind::Date if is_date(raw) => Ok(SqlValue::Text(raw.to_string())),
         ColumnKind::Uuid if is_uuid(raw) => Ok(SqlValue::Text(raw.to_ascii_lowercase())),
         ColumnKind::Timestamp | ColumnKind::Date | ColumnKind::Uuid => Err(expected()),
-        ColumnKind::Json | ColumnKind::Blob => Err(format!(
+        ColumnKind::Json | ColumnKind::Blob | ColumnKind::Array => Err(format!(
             "{} holds {} and cannot be compared",
             column.name,
             column.kind.describe()
         )),
     }
+}
+
+/// A PostgreSQL array literal of checked values: `{"a","b c",NULL}`, every
+/// item quoted and escaped, so the text casts to the column's array type.
+pub fn array_literal(values: &[SqlValue]) -> String {
+    let items: Vec<String> = values
+        .iter()
+        .map(|value| match value.as_text() {
+            None => "NULL".to_string(),
+            Some(text) => format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")),
+        })
+        .collect();
+    format!("{{{}}}", items.join(","))
 }
 
 /// The refusal of a value an enum does not take, listing those it does.

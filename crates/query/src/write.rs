@@ -370,6 +370,20 @@ fn field_value(column: &Column, value: &Value) -> Result<SqlValue, String> {
             parse_value(column, text)?
         }
         (ColumnKind::Json, value) => SqlValue::Text(value.to_string()),
+        (ColumnKind::Array, Value::Array(items)) => {
+            let item = column.item();
+            let values = items
+                .iter()
+                .map(|value| match value {
+                    Value::Array(_) => Err(format!(
+                        "{} takes a flat array; nested arrays are not supported",
+                        column.name
+                    )),
+                    value => field_value(&item, value),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            SqlValue::Text(crate::value::array_literal(&values))
+        }
         (ColumnKind::Other, Value::String(text)) => SqlValue::Text(text.clone()),
         (ColumnKind::Other, Value::Number(n)) => SqlValue::Text(n.to_string()),
         (ColumnKind::Other, Value::Bool(b)) => SqlValue::Text(b.to_string()),

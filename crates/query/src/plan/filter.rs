@@ -4,8 +4,8 @@
 use super::Limits;
 use crate::error::{ErrorKind, QueryError, did_you_mean};
 use crate::params::{Operator, RESERVED, RawFilter, split_list};
-use crate::schema::{Column, Resource};
-use crate::value::{SqlValue, parse_value};
+use crate::schema::{Column, ColumnKind, Resource};
+use crate::value::{SqlValue, array_literal, parse_value};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
@@ -63,6 +63,28 @@ pub(super) fn plan_filter(
                 )));
             }
         },
+        Operator::Cs | Operator::Cd | Operator::Ov if column.kind != ColumnKind::Array => {
+            return Err(unsupported("cs, cd and ov apply to arrays"));
+        }
+        Operator::Cs | Operator::Cd | Operator::Ov => {
+            let items = split_list(&raw.value).map_err(|e| invalid(format!("bad list: {e}")))?;
+            if items.len() > limits.max_list_values {
+                return Err(too_costly(format!(
+                    "the list holds {} values, and limits.max_list_values is {}: split the request",
+                    items.len(),
+                    limits.max_list_values
+                )));
+            }
+            let item = column.item();
+            let values = items
+                .iter()
+                .map(|raw| parse_value(&item, raw).map_err(invalid))
+                .collect::<Result<Vec<_>, _>>()?;
+            vec![SqlValue::Text(array_literal(&values))]
+        }
+        _ if column.kind == ColumnKind::Array => {
+            return Err(unsupported("arrays take [cs], [cd], [ov] and [null]"));
+        }
         _ if !column.kind.is_comparable() => {
             return Err(unsupported("only [null] filters this column"));
         }

@@ -117,6 +117,11 @@ impl Writer {
                 self.column(alias, &column.name);
                 self.push(")#>>'{}'");
             }
+            (Dialect::Postgres, ColumnKind::Array) => {
+                self.push("array_to_json(");
+                self.column(alias, &column.name);
+                self.push(")::text");
+            }
             (Dialect::Postgres, ColumnKind::Blob) => {
                 self.push("encode(");
                 self.column(alias, &column.name);

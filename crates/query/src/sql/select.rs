@@ -248,6 +248,9 @@ impl Writer {
             Operator::Gte => " >= ",
             Operator::Lt => " < ",
             Operator::Lte => " <= ",
+            Operator::Cs => " @> ",
+            Operator::Cd => " <@ ",
+            Operator::Ov => " && ",
             Operator::Null => {
                 self.column(alias, name);
                 self.push(match filter.values.first() {
