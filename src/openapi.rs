@@ -53,6 +53,7 @@ pub fn document(
         {
             write_operations(resource, key, &methods, &mut collection, &mut row);
             schemas.insert(format!("{}_input", resource.name), input_schema(resource));
+            schemas.insert(format!("{}_patch", resource.name), patch_schema(resource));
         }
         paths.insert(format!("/v1/{}", resource.name), collection);
         paths.insert(format!("/v1/{}/{{id}}", resource.name), row);
@@ -203,7 +204,7 @@ fn write_operations(
         "summary": format!("Create one row of {name}, or several in one transaction"),
         "tags": [name],
         "requestBody": { "required": true, "content": { "application/json": { "schema": {
-            "oneOf": [input.clone(), { "type": "array", "items": input.clone() }],
+            "oneOf": [input.clone(), { "type": "array", "items": input.clone(), "minItems": 1 }],
         }}}},
         "responses": post_responses,
         });
@@ -241,7 +242,13 @@ fn write_operations(
             "responses": responses,
         });
         if body_required {
-            operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": input.clone() } } });
+            // PATCH changes the fields given: none is required, one at least
+            let schema = if method == "patch" {
+                json!({ "$ref": format!("#/components/schemas/{name}_patch") })
+            } else {
+                input.clone()
+            };
+            operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema } } });
         }
         row[method] = operation;
     }
@@ -267,6 +274,15 @@ fn input_schema(resource: &Resource) -> Value {
         "properties": properties,
         "required": required,
     })
+}
+
+/// A PATCH body: any writable columns, at least one.
+fn patch_schema(resource: &Resource) -> Value {
+    let mut schema = input_schema(resource);
+    let object = schema.as_object_mut().expect("an object schema");
+    object.remove("required");
+    object.insert("minProperties".into(), json!(1));
+    schema
 }
 
 fn column_schema(column: &Column) -> Value {
@@ -362,7 +378,7 @@ fn fields_parameter(resource: &Resource) -> Value {
             resource.name,
             names.join(", ")
         ),
-        json!({ "type": "string" }),
+        json!({ "type": "string", "minLength": 1 }),
     )
 }
 
@@ -380,7 +396,7 @@ fn include_parameter(schema: &Schema, resource: &Resource) -> Value {
                 relations.join(", ")
             }
         ),
-        json!({ "type": "string" }),
+        json!({ "type": "string", "minLength": 1 }),
     )
 }
 
@@ -401,7 +417,7 @@ fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) 
                  The primary key is the last tie-breaker. NULL sorts after every value ascending. Sortable: {}.",
                 sortable.join(", ")
             ),
-            json!({ "type": "string" }),
+            json!({ "type": "string", "minLength": 1 }),
         ),
         query_parameter(
             "limit",
@@ -448,6 +464,18 @@ fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) 
                     ),
                     json!({ "type": "string" }),
                 ),
+                Operator::Cs | Operator::Cd | Operator::Ov => (
+                    format!("{}[{}]", column.name, operator.name()),
+                    format!(
+                        "Comma-separated items: rows whose array {}.",
+                        match operator {
+                            Operator::Cs => "contains them all (@>)",
+                            Operator::Cd => "holds only items among them (<@)",
+                            _ => "shares at least one of them (&&)",
+                        }
+                    ),
+                    json!({ "type": "string" }),
+                ),
                 Operator::Like | Operator::Ilike => (
                     format!("{}[{}]", column.name, operator.name()),
                     format!(
@@ -483,6 +511,7 @@ fn operator_applies(operator: Operator, kind: ColumnKind) -> bool {
         Operator::Null => true,
         Operator::Like | Operator::Ilike => kind.is_textual(),
         Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte => kind.is_ordered(),
+        Operator::Cs | Operator::Cd | Operator::Ov => kind == ColumnKind::Array,
         _ => kind.is_comparable(),
     }
 }

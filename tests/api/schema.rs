@@ -500,4 +500,22 @@ async fn postgres_arrays_are_json_arrays() {
         json!(["string", "null"]),
         "{features}"
     );
+    let parameters: Vec<&str> = document["paths"]["/v1/films"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|parameter| parameter["name"].as_str())
+        .collect();
+    for offered in ["features[cs]", "features[cd]", "scores[ov]"] {
+        assert!(parameters.contains(&offered), "{offered} in {parameters:?}");
+    }
+    for absent in ["title[cs]", "features[gt]"] {
+        assert!(!parameters.contains(&absent), "{absent} in {parameters:?}");
+    }
+    let patch = &document["paths"]["/v1/films/{id}"]["patch"]["requestBody"]["content"]["application/json"]
+        ["schema"]["$ref"];
+    assert_eq!(patch, "#/components/schemas/films_patch");
+    let patch_schema = &document["components"]["schemas"]["films_patch"];
+    assert_eq!(patch_schema["minProperties"], 1, "{patch_schema}");
+    assert!(patch_schema.get("required").is_none(), "{patch_schema}");
 }
