@@ -256,10 +256,7 @@ fn write_operations(
 
 /// A write body: the writable columns, those an insert needs required.
 fn input_schema(resource: &Resource) -> Value {
-    let writable = resource
-        .columns
-        .iter()
-        .filter(|c| !c.read_only && c.kind != ColumnKind::Blob);
+    let writable = resource.columns.iter().filter(|c| !c.read_only);
     let properties: Map<String, Value> = writable
         .clone()
         .map(|c| (c.name.clone(), column_schema(c)))
@@ -285,7 +282,17 @@ fn patch_schema(resource: &Resource) -> Value {
     schema
 }
 
+/// A column's JSON schema; generated and identity columns are marked
+/// read-only, since writes refuse them.
 fn column_schema(column: &Column) -> Value {
+    let mut schema = value_schema(column);
+    if column.read_only {
+        schema["readOnly"] = json!(true);
+    }
+    schema
+}
+
+fn value_schema(column: &Column) -> Value {
     if !column.values.is_empty() {
         // an enum: its values, and null when the column allows it
         let mut values: Vec<Value> = column.values.iter().map(|v| json!(v)).collect();
@@ -309,6 +316,19 @@ fn column_schema(column: &Column) -> Value {
         };
         return json!({ "type": kind, "items": items, "description": column.db_type });
     }
+    // PostgreSQL's own types carry their schema (`pg_catalog.float8`)
+    let postgres = column.db_type.contains('.');
+    if column.kind == ColumnKind::Real && postgres {
+        // NaN and ±Infinity, which JSON numbers cannot hold, travel as strings
+        let mut choices = vec![
+            json!({ "type": "number" }),
+            json!({ "enum": ["NaN", "Infinity", "-Infinity"] }),
+        ];
+        if column.nullable {
+            choices.push(json!({ "type": "null" }));
+        }
+        return json!({ "anyOf": choices, "description": column.db_type });
+    }
     let (kind, format) = match column.kind {
         ColumnKind::Integer => ("integer", None),
         ColumnKind::Real | ColumnKind::Numeric => ("number", None),
@@ -317,7 +337,9 @@ fn column_schema(column: &Column) -> Value {
         ColumnKind::Timestamp => ("string", Some("date-time")),
         ColumnKind::Date => ("string", Some("date")),
         ColumnKind::Uuid => ("string", Some("uuid")),
-        ColumnKind::Blob => ("string", Some("hex")),
+        ColumnKind::Blob => ("string", Some("byte")),
+        // PostgreSQL renders any other type as its text
+        ColumnKind::Other if postgres => ("string", None),
         ColumnKind::Json | ColumnKind::Array | ColumnKind::Other => {
             return json!({ "description": column.db_type });
         }
@@ -333,6 +355,15 @@ fn column_schema(column: &Column) -> Value {
     );
     if let Some(format) = format {
         schema.insert("format".into(), json!(format));
+    }
+    if column.kind == ColumnKind::Blob {
+        schema.insert("contentEncoding".into(), json!("base64"));
+    }
+    if column.kind == ColumnKind::Other {
+        schema.insert(
+            "description".into(),
+            json!(format!("{}, as PostgreSQL writes it", column.db_type)),
+        );
     }
     Value::Object(schema)
 }

@@ -3,14 +3,14 @@
 //! answer and [`crate::respond`] sends it.
 
 use crate::access::Viewer;
-use crate::db::{DbError, ReadLimits};
-use crate::error::{ApiError, Problem};
+use crate::db::{DbError, ReadLimits, refused_value};
+use crate::error::{ApiError, FieldError, Problem};
 use crate::gate::Client;
 use crate::state::AppState;
 use axum::http::{HeaderValue, header};
 use brisk_query::canonical::{self, At, CanonicalRequest};
 use brisk_query::envelope::{self, PageInput};
-use brisk_query::plan::{Locate, ReadPlan, ReadRequest};
+use brisk_query::plan::{Filter, Locate, ReadPlan, ReadRequest};
 use brisk_query::rows::Exceeded;
 use brisk_query::sql::{render_collection, render_single};
 use brisk_query::{QueryParams, plan_read};
@@ -154,7 +154,7 @@ pub async fn execute(
         deadline,
         budget: state.budget,
     };
-    let db_error = |error| database_error(state, error);
+    let db_error = |error| database_error(state, &read.plan, error);
     match &read.plan {
         ReadPlan::Collection(collection) => {
             let sql = Arc::new(render_collection(collection, state.db.dialect()));
@@ -207,8 +207,23 @@ pub async fn execute(
 }
 
 /// A database failure, with the limits a read ran into named.
-fn database_error(state: &AppState, error: DbError) -> ApiError {
+fn database_error(state: &AppState, plan: &ReadPlan, error: DbError) -> ApiError {
     match error {
+        DbError::BadValue(message) => match refused_filter(plan, &message) {
+            Some(filter) => {
+                let parameter = format!("{}[{}]", filter.column.name, filter.operator.name());
+                let detail = format!(
+                    "{} is {}, and the database cannot read '{}' as one",
+                    filter.column.name,
+                    filter.column.db_type,
+                    refused_value(&message).unwrap_or_default()
+                );
+                let mut error = ApiError::new(Problem::InvalidValue, detail.clone());
+                error.errors = vec![FieldError::parameter(parameter, detail)];
+                error
+            }
+            None => DbError::BadValue(message).into(),
+        },
         DbError::Exceeded(Exceeded::Rows) => ApiError::new(
             Problem::LimitExceeded,
             format!(
@@ -235,6 +250,21 @@ fn database_error(state: &AppState, error: DbError) -> ApiError {
         .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
         other => other.into(),
     }
+}
+
+/// The filter that carried the value the database refused.
+fn refused_filter<'a>(plan: &'a ReadPlan, message: &str) -> Option<&'a Filter> {
+    let value = refused_value(message)?;
+    let filters = match plan {
+        ReadPlan::Collection(collection) => collection.filters.as_slice(),
+        ReadPlan::Single(_) => &[],
+    };
+    filters.iter().find(|filter| {
+        filter
+            .values
+            .iter()
+            .any(|v| v.as_text().as_deref() == Some(value))
+    })
 }
 
 /// A body that holds exactly its bytes: cached answers are weighed by

@@ -18,7 +18,9 @@ use brisk_query::canonical;
 use brisk_query::envelope::{self, Row};
 use brisk_query::schema::{Cardinality, Resource};
 use brisk_query::sql::render_write;
-use brisk_query::write::{WriteAction, WriteMethod, WritePlan, WriteRequest, plan_write};
+use brisk_query::write::{
+    Assignment, WriteAction, WriteMethod, WritePlan, WriteRequest, plan_write,
+};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -431,6 +433,9 @@ fn constraint_error(constraint: Constraint, state: &AppState, plan: &WritePlan) 
                     .any(|r| r.cardinality == Cardinality::ToOne && r.local_column == *c)
             })
             .collect()
+    } else if constraint.kind == ConstraintKind::BadValue && constraint.columns.is_empty() {
+        // PostgreSQL quotes the value, not the column: find who sent it
+        refused_columns(plan, constraint.row, constraint.value.as_deref())
     } else {
         constraint.columns.clone()
     };
@@ -470,10 +475,13 @@ fn constraint_error(constraint: Constraint, state: &AppState, plan: &WritePlan) 
         ),
         ConstraintKind::BadValue => (
             Problem::ConstraintViolation,
-            if list.is_empty() {
-                "a value does not fit its column".to_string()
-            } else {
-                format!("{list} holds a value that does not fit the column")
+            match (columns.as_slice(), &constraint.value) {
+                ([column], Some(value)) => {
+                    let db_type = resource.column(column).map_or("", |c| c.db_type.as_str());
+                    format!("{column} is {db_type}, and the database cannot read '{value}' as one")
+                }
+                ([], _) => "a value does not fit its column".to_string(),
+                _ => format!("{list} holds a value that does not fit the column"),
             },
         ),
     };
@@ -491,6 +499,23 @@ fn constraint_error(constraint: Constraint, state: &AppState, plan: &WritePlan) 
         error.errors.push(FieldError::pointer(row, detail));
     }
     error
+}
+
+/// The columns of the write's `row` that were sent `value`.
+fn refused_columns(plan: &WritePlan, row: usize, value: Option<&str>) -> Vec<String> {
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    let assignments: &[Assignment] = match &plan.action {
+        WriteAction::Insert { rows, .. } => rows.get(row).map_or(&[], Vec::as_slice),
+        WriteAction::Update { set, .. } => set,
+        WriteAction::Delete { .. } => &[],
+    };
+    assignments
+        .iter()
+        .filter(|a| a.value.as_text().as_deref() == Some(value))
+        .map(|a| a.column.name.clone())
+        .collect()
 }
 
 fn written_columns(plan: &WritePlan) -> Vec<String> {

@@ -115,6 +115,16 @@ pub struct Constraint {
     pub constraint: Option<String>,
     /// Which of the write's rows broke it (counted from 0).
     pub row: usize,
+    /// The value the database could not read as its column's type
+    /// (`BadValue`), so the answer can name the field that held it.
+    pub value: Option<String>,
+}
+
+/// The value a PostgreSQL data exception quotes at its end
+/// (`invalid input syntax for type interval: "soon"` → `soon`).
+pub fn refused_value(message: &str) -> Option<&str> {
+    let (_, quoted) = message.rsplit_once(": \"")?;
+    quoted.strip_suffix('"')
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -362,6 +362,7 @@ fn decode(row: &tokio_postgres::Row) -> Result<Vec<Cell>, tokio_postgres::Error>
                     .map(|v| Cell::Float(v.into())),
                 Type::FLOAT8 => row.try_get::<_, Option<f64>>(i)?.map(Cell::Float),
                 Type::BOOL => row.try_get::<_, Option<bool>>(i)?.map(Cell::Bool),
+                Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i)?.map(Cell::Bytes),
                 _ => row
                     .try_get::<_, Option<&str>>(i)?
                     .map(|v| Cell::Text(v.to_string())),
@@ -503,6 +504,7 @@ fn classify_write(error: tokio_postgres::Error) -> WriteError {
         columns,
         constraint,
         row: 0,
+        value: super::refused_value(db.message()).map(str::to_string),
     })
 }
 

@@ -493,6 +493,7 @@ fn to_sqlite(value: &SqlValue) -> Value {
             .map_or_else(|_| Value::Text(d.clone()), Value::Real),
         SqlValue::Text(t) => Value::Text(t.clone()),
         SqlValue::Bool(b) => Value::Integer(i64::from(*b)),
+        SqlValue::Bytes(bytes) => Value::Blob(bytes.clone()),
     }
 }
 
@@ -562,6 +563,7 @@ fn classify_write(error: rusqlite::Error) -> WriteError {
         columns,
         constraint,
         row: 0,
+        value: None,
     })
 }
 

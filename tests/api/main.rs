@@ -18,4 +18,5 @@ mod questions;
 mod rate_limits;
 mod reads;
 mod schema;
+mod types;
 mod writes;

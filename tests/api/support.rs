@@ -389,6 +389,17 @@ fn sqlite_rows(path: &str, query: &str) -> Vec<Map<String, Value>> {
 /// A fresh, small demo shop of the test's own (it will be written to): a
 /// SQLite file or a throwaway PostgreSQL database (`on_both!` has checked
 /// that PostgreSQL is there).
+/// The path of a new, empty SQLite file of this test run.
+pub fn temp_sqlite(tag: &str) -> String {
+    let dir = std::env::temp_dir().join("brisk-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("shop-{}-{tag}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path.display().to_string()
+}
+
 pub async fn writable_shop(backend: Backend, tag: &str) -> String {
     let spec = DemoSpec {
         scale: 0.01,
@@ -396,16 +407,11 @@ pub async fn writable_shop(backend: Backend, tag: &str) -> String {
     };
     match backend {
         Backend::Sqlite => {
-            let dir = std::env::temp_dir().join("brisk-tests");
-            std::fs::create_dir_all(&dir).unwrap();
-            let path = dir.join(format!("shop-{}-{tag}.db", std::process::id()));
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-            dataset::load(Target::Sqlite(&path), spec, true)
+            let path = temp_sqlite(tag);
+            dataset::load(Target::Sqlite(path.as_ref()), spec, true)
                 .await
                 .unwrap();
-            path.display().to_string()
+            path
         }
         Backend::Postgres => {
             let tag = tag.to_string();

@@ -11,6 +11,8 @@
 
 use crate::envelope::Row;
 use crate::schema::{Cardinality, ColumnKind};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -38,7 +40,7 @@ pub enum Cell {
     Bool(bool),
     /// Text; for exact numerics and JSON columns, their text (written raw).
     Text(String),
-    /// Bytes (SQLite BLOB), written as lowercase hex.
+    /// Bytes (SQLite BLOB, PostgreSQL bytea), written as base64 in JSON.
     Bytes(Vec<u8>),
 }
 
@@ -72,7 +74,8 @@ impl Cell {
             (Cell::Float(f), _) if f.is_finite() => {
                 let _ = serde_json::to_writer(&mut *out, f);
             }
-            (Cell::Float(_), _) => out.extend_from_slice(b"null"),
+            // PostgreSQL floats hold NaN and ±Infinity, which JSON numbers cannot
+            (Cell::Float(f), _) => out.extend_from_slice(non_finite(*f).as_bytes()),
             (Cell::Bool(b), _) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
             (Cell::Text(t), ColumnKind::Json | ColumnKind::Array) => {
                 out.extend_from_slice(t.as_bytes())
@@ -87,10 +90,21 @@ impl Cell {
             }
             (Cell::Bytes(b), _) => {
                 out.push(b'"');
-                out.extend_from_slice(hex(b).as_bytes());
+                out.extend_from_slice(STANDARD.encode(b).as_bytes());
                 out.push(b'"');
             }
         }
+    }
+}
+
+/// `"NaN"`, `"Infinity"` or `"-Infinity"`, as PostgreSQL spells them.
+fn non_finite(f: f64) -> &'static str {
+    if f.is_nan() {
+        "\"NaN\""
+    } else if f > 0.0 {
+        "\"Infinity\""
+    } else {
+        "\"-Infinity\""
     }
 }
 
@@ -427,7 +441,9 @@ mod tests {
         assert_eq!(json(Cell::Float(12.5), Real), "12.5");
         assert_eq!(json(Cell::Float(3.0), Real), "3.0");
         assert_eq!(json(Cell::Float(0.1 + 0.2), Real), "0.30000000000000004");
-        assert_eq!(json(Cell::Float(f64::NAN), Real), "null");
+        assert_eq!(json(Cell::Float(f64::NAN), Real), "\"NaN\"");
+        assert_eq!(json(Cell::Float(f64::INFINITY), Real), "\"Infinity\"");
+        assert_eq!(json(Cell::Float(f64::NEG_INFINITY), Real), "\"-Infinity\"");
         assert_eq!(json(Cell::Text("12.50".into()), Numeric), "12.50");
         assert_eq!(json(Cell::Text("NaN".into()), Numeric), "\"NaN\"");
         assert_eq!(json(Cell::Text("{\"a\":1}".into()), Json), "{\"a\":1}");
@@ -435,7 +451,7 @@ mod tests {
             json(Cell::Text("say \"hi\"\n".into()), Text),
             "\"say \\\"hi\\\"\\n\""
         );
-        assert_eq!(json(Cell::Bytes(vec![0, 255]), Blob), "\"00ff\"");
+        assert_eq!(json(Cell::Bytes(vec![0, 255, 1]), Blob), "\"AP8B\"");
         assert_eq!(json(Cell::Null, Text), "null");
     }
 

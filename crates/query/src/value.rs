@@ -14,6 +14,8 @@ pub enum SqlValue {
     Decimal(String),
     Text(String),
     Bool(bool),
+    /// Binary data (BLOB, bytea), sent as base64 by clients.
+    Bytes(Vec<u8>),
 }
 
 impl SqlValue {
@@ -23,10 +25,20 @@ impl SqlValue {
         match self {
             SqlValue::Null => None,
             SqlValue::Integer(i) => Some(i.to_string()),
+            SqlValue::Real(f) if f.is_nan() => Some("NaN".into()),
+            SqlValue::Real(f) if f.is_infinite() => {
+                Some(if *f > 0.0 { "Infinity" } else { "-Infinity" }.into())
+            }
             SqlValue::Real(f) => Some(f.to_string()),
             SqlValue::Decimal(d) => Some(d.clone()),
             SqlValue::Text(t) => Some(t.clone()),
             SqlValue::Bool(b) => Some(b.to_string()),
+            // bytea's hex input form
+            SqlValue::Bytes(bytes) => Some(
+                std::iter::once("\\x".to_string())
+                    .chain(bytes.iter().map(|b| format!("{b:02x}")))
+                    .collect(),
+            ),
         }
     }
 }
@@ -50,7 +62,9 @@ pub fn parse_value(column: &Column, raw: &str) -> Result<SqlValue, String> {
             .map(SqlValue::Integer)
             .map_err(|_| expected()),
         ColumnKind::Real => {
-            if is_decimal_number(raw) {
+            if let Some(f) = non_finite(column, raw) {
+                Ok(SqlValue::Real(f))
+            } else if is_decimal_number(raw) {
                 raw.parse::<f64>()
                     .ok()
                     .filter(|f| f.is_finite())
@@ -136,9 +150,24 @@ pub fn from_json(column: &Column, value: &serde_json::Value) -> Option<SqlValue>
             Some(i) if column.kind == ColumnKind::Integer => SqlValue::Integer(i),
             _ => SqlValue::Real(n.as_f64()?),
         },
+        (Value::String(s), ColumnKind::Real) => SqlValue::Real(non_finite(column, s)?),
         (Value::String(s), _) => SqlValue::Text(s.clone()),
         (Value::Array(_) | Value::Object(_), _) => return None,
     })
+}
+
+/// `NaN`, `Infinity` or `-Infinity` for a PostgreSQL float column, which
+/// holds them (SQLite turns NaN into NULL, so its columns take numbers only).
+pub fn non_finite(column: &Column, raw: &str) -> Option<f64> {
+    if !column.db_type.starts_with("pg_catalog.float") {
+        return None;
+    }
+    match raw {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
 }
 
 /// `-?digits[.digits][e[+-]digits]`: what both databases read as a number.

@@ -340,6 +340,16 @@ fn field_value(column: &Column, value: &Value) -> Result<SqlValue, String> {
             SqlValue::Integer(i)
         }
         (ColumnKind::Real, Value::Number(n)) => SqlValue::Real(n.as_f64().ok_or_else(wrong)?),
+        (ColumnKind::Real, Value::String(text))
+            if column.db_type.starts_with("pg_catalog.float") =>
+        {
+            SqlValue::Real(crate::value::non_finite(column, text).ok_or_else(|| {
+                format!(
+                    "{} takes a number, or \"NaN\", \"Infinity\" or \"-Infinity\"; not '{text}'",
+                    column.name
+                )
+            })?)
+        }
         (ColumnKind::Numeric, Value::Number(n)) => {
             let text = n.to_string();
             check_precision(column, &text)?;
@@ -387,11 +397,18 @@ fn field_value(column: &Column, value: &Value) -> Result<SqlValue, String> {
         (ColumnKind::Other, Value::String(text)) => SqlValue::Text(text.clone()),
         (ColumnKind::Other, Value::Number(n)) => SqlValue::Text(n.to_string()),
         (ColumnKind::Other, Value::Bool(b)) => SqlValue::Text(b.to_string()),
-        (ColumnKind::Blob, _) => {
-            return Err(format!(
-                "{} is binary and cannot be written through the API",
-                column.name
-            ));
+        (ColumnKind::Blob, Value::String(text)) => {
+            use base64::Engine;
+            SqlValue::Bytes(
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_err(|_| {
+                        format!(
+                            "{} is binary and takes base64 text (RFC 4648, with padding)",
+                            column.name
+                        )
+                    })?,
+            )
         }
         _ => return Err(wrong()),
     };

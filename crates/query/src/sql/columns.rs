@@ -110,9 +110,15 @@ impl Writer {
             (Dialect::Sqlite, _)
             | (
                 Dialect::Postgres,
-                ColumnKind::Integer | ColumnKind::Real | ColumnKind::Boolean | ColumnKind::Text,
+                ColumnKind::Integer
+                | ColumnKind::Real
+                | ColumnKind::Boolean
+                | ColumnKind::Text
+                | ColumnKind::Blob,
             ) => self.column(alias, &column.name),
-            (Dialect::Postgres, ColumnKind::Timestamp | ColumnKind::Date) => {
+            // the type's own output (inet `10.0.0.1`, where a cast to text
+            // gives `10.0.0.1/32`), as to_json spells timestamps
+            (Dialect::Postgres, ColumnKind::Timestamp | ColumnKind::Date | ColumnKind::Other) => {
                 self.push("to_json(");
                 self.column(alias, &column.name);
                 self.push(")#>>'{}'");
@@ -122,15 +128,7 @@ impl Writer {
                 self.column(alias, &column.name);
                 self.push(")::text");
             }
-            (Dialect::Postgres, ColumnKind::Blob) => {
-                self.push("encode(");
-                self.column(alias, &column.name);
-                self.push(", 'hex')");
-            }
-            (
-                Dialect::Postgres,
-                ColumnKind::Numeric | ColumnKind::Json | ColumnKind::Uuid | ColumnKind::Other,
-            ) => {
+            (Dialect::Postgres, ColumnKind::Numeric | ColumnKind::Json | ColumnKind::Uuid) => {
                 self.column(alias, &column.name);
                 self.push("::text");
             }

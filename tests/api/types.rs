@@ -1,0 +1,239 @@
+//! Column types beyond the demo's, compared with what SQL itself says:
+//! PostgreSQL's own JSON rendering (`to_jsonb`) for reads, and the stored
+//! values for writes.
+
+use crate::support::*;
+use serde_json::{Value, json};
+
+const POSTGRES_TYPES: &str = r#"
+    CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+    CREATE TABLE kinds (
+      id serial PRIMARY KEY,
+      i2 smallint, i8 bigint, f4 real, f8 double precision, n numeric(10,2), b boolean,
+      c char(3), u uuid, bin bytea, d date, tm time, ts timestamp, tstz timestamptz,
+      iv interval, j jsonb, pos positive, r int4range, tv tsvector, ip inet,
+      doubled int GENERATED ALWAYS AS (i2 * 2) STORED,
+      serial_no int GENERATED ALWAYS AS IDENTITY
+    );
+    INSERT INTO kinds (i2, i8, f4, f8, n, b, c, u, bin, d, tm, ts, tstz, iv, j, pos, r, tv, ip) VALUES
+      (1, 9007199254740993, 1.5, 'NaN', 1.25, true, 'ab', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+       '\x0001ff', '2024-01-02', '10:11:12.5', '2024-01-02 03:04:05.678', '2024-01-02 03:04:05+00',
+       '1 day 02:03:04', '{"a": {"b": [1, 2]}}', 5, '[1,5)', to_tsvector('english', 'quick brown foxes'),
+       '10.0.0.1'),
+      (2, -1, '-Infinity', 'Infinity', -3.5, false, 'x', NULL, '', '2024-12-31', '23:59:59', NULL,
+       '2024-06-01 12:00:00-05', '-1 mon', '[1, "two", null]', 1, 'empty', NULL, NULL),
+      (3, 0, 0, -0.25, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'null', NULL, NULL, NULL, NULL);
+"#;
+
+/// Every row as PostgreSQL renders it to JSON, bytea as base64 (brisk's
+/// documented form; PostgreSQL's own is hex).
+const AS_SQL_RENDERS: &str = r#"
+    SELECT (jsonb_agg(to_jsonb(k) || jsonb_build_object('bin', translate(encode(bin, 'base64'), E'\n', ''))
+            ORDER BY id))::text
+    FROM kinds k"#;
+
+async fn postgres_kinds(tag: &'static str) -> Option<Fixture> {
+    let url = tokio::task::spawn_blocking(move || throwaway_postgres(tag))
+        .await
+        .unwrap()?;
+    execute(Backend::Postgres, &url, POSTGRES_TYPES).await;
+    Some(Fixture::serve(Backend::Postgres, &url, |c| c.writes = true).await)
+}
+
+/// Numbers compared by value: `0` and `0.0` are one number.
+fn by_value(value: Value) -> Value {
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9e15 && !n.is_i64() && !n.is_u64() => {
+                json!(f as i64)
+            }
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(by_value).collect()),
+        Value::Object(fields) => fields.into_iter().map(|(k, v)| (k, by_value(v))).collect(),
+        other => other,
+    }
+}
+
+async fn sql_json(fx: &Fixture, query: &str) -> Value {
+    let text = fx.sql_column(query).await;
+    serde_json::from_str(text[0].as_str().expect("SQL gives JSON text")).unwrap()
+}
+
+#[tokio::test]
+async fn postgres_types_read_as_sql_renders_them() {
+    let Some(fx) = postgres_kinds("kinds_read").await else {
+        skipped("PostgreSQL column types");
+        return;
+    };
+    let served = fx.data("/v1/kinds?sort=id").await;
+    let want = sql_json(&fx, AS_SQL_RENDERS).await;
+    assert_eq!(by_value(Value::Array(served.clone())), by_value(want));
+    // the values JSON numbers cannot hold travel as PostgreSQL spells them
+    assert_eq!(served[0]["f8"], "NaN");
+    assert_eq!(served[1]["f4"], "-Infinity");
+    assert_eq!(served[0]["bin"], "AAH/");
+
+    // filters find what SQL finds, on the same values
+    let ids = |rows: Vec<Value>| rows.iter().map(|r| r["id"].clone()).collect::<Vec<_>>();
+    for (query, condition) in [
+        ("f8=NaN", "f8 = 'NaN'"),
+        ("f8[gt]=1e300", "f8 > 1e300"),
+        ("f4[lt]=0", "f4 < 0"),
+        ("iv[gt]=1%20hour", "iv > '1 hour'"),
+        ("r=empty", "r = 'empty'"),
+        ("ip=10.0.0.1", "ip = '10.0.0.1'"),
+        ("tm[gte]=12:00", "tm >= '12:00'"),
+    ] {
+        let want = fx
+            .sql_column(&format!(
+                "SELECT id FROM kinds WHERE {condition} ORDER BY id"
+            ))
+            .await;
+        assert!(!want.is_empty(), "{query} finds rows in SQL");
+        assert_eq!(
+            ids(fx.data(&format!("/v1/kinds?{query}&sort=id")).await),
+            want,
+            "{query}"
+        );
+    }
+    // sorting over NaN and the infinities pages on by cursor
+    let first = fx
+        .json("/v1/kinds?sort=-f8&limit=1&fields=id,f8", 200)
+        .await;
+    assert_eq!(first["data"][0]["f8"], "NaN", "NaN sorts above all");
+    let next = first["links"]["next"].as_str().unwrap().to_string();
+    let second = fx.json(&next, 200).await;
+    assert_eq!(second["data"][0]["f8"], "Infinity");
+
+    // a value only the database can check is refused naming the parameter
+    let problem = fx.json("/v1/kinds?iv=soon", 400).await;
+    assert_eq!(problem["errors"][0]["parameter"], "iv[eq]", "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("interval"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_types_write_as_they_read() {
+    let Some(fx) = postgres_kinds("kinds_write").await else {
+        skipped("PostgreSQL column types");
+        return;
+    };
+    let created = fx
+        .send(
+            "POST",
+            "/v1/kinds",
+            r#"{"i2": 7, "f8": "-Infinity", "f4": "NaN", "bin": "3q2+7w==", "iv": "3 days",
+                "r": "[3,4]", "tv": "a b", "tm": "01:02:03", "pos": 2, "j": {"k": [true]}}"#,
+            &[],
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let body: Value = created.json().await.unwrap();
+    let id = body["data"]["id"].as_i64().unwrap();
+    let stored = fx
+        .sql(&format!(
+            "SELECT f8::text AS f8, f4::text AS f4, encode(bin, 'hex') AS bin, iv::text AS iv,
+                    r::text AS r, doubled, j::text AS j FROM kinds WHERE id = {id}"
+        ))
+        .await;
+    assert_eq!(
+        Value::Object(stored[0].clone()),
+        json!({"f8": "-Infinity", "f4": "NaN", "bin": "deadbeef", "iv": "3 days",
+               "r": "[3,5)", "doubled": 14, "j": "{\"k\": [true]}"})
+    );
+    // the answer to the write is what a read gives
+    assert_eq!(
+        body["data"],
+        fx.json(&format!("/v1/kinds/{id}"), 200).await["data"]
+    );
+
+    for (body, pointer, says) in [
+        (r#"{"bin": "not base64!"}"#, "/bin", "base64"),
+        (r#"{"f8": "nan"}"#, "/f8", "NaN"),
+        (r#"{"iv": "soon"}"#, "/iv", "interval"),
+        (r#"{"doubled": 3}"#, "/doubled", "generated"),
+        (r#"{"serial_no": 3}"#, "/serial_no", "generated"),
+        (r#"[{"ip": "10.0.0.2"}, {"ip": "nope"}]"#, "/1/ip", "inet"),
+    ] {
+        let refused = fx.send("POST", "/v1/kinds", body, &[]).await;
+        assert_eq!(refused.status(), 422, "{body}");
+        let problem: Value = refused.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["pointer"], pointer, "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(says),
+            "{says}: {problem}"
+        );
+    }
+    // a domain's check is the database's to answer: 422, not 500
+    let refused = fx.send("POST", "/v1/kinds", r#"{"pos": -1}"#, &[]).await;
+    assert_eq!(refused.status(), 422);
+    assert_eq!(
+        fx.sql_column("SELECT count(*)::int FROM kinds").await,
+        vec![json!(4)],
+        "refused writes left nothing behind"
+    );
+
+    let document = fx.json("/v1/openapi.json", 200).await;
+    let properties = &document["components"]["schemas"]["kinds"]["properties"];
+    assert_eq!(properties["doubled"]["readOnly"], true, "{properties}");
+    assert_eq!(properties["serial_no"]["readOnly"], true, "{properties}");
+    assert_eq!(properties["bin"]["contentEncoding"], "base64");
+    assert_eq!(properties["iv"]["type"], json!(["string", "null"]));
+    assert!(
+        properties["f8"]["anyOf"]
+            .to_string()
+            .contains("\"Infinity\""),
+        "{properties}"
+    );
+    let input = &document["components"]["schemas"]["kinds_input"]["properties"];
+    assert!(
+        input.get("doubled").is_none() && input.get("bin").is_some(),
+        "{input}"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_blobs_are_base64_both_ways() {
+    let path = temp_sqlite("blobs");
+    execute(
+        Backend::Sqlite,
+        &path,
+        "CREATE TABLE files (id INTEGER PRIMARY KEY, name TEXT NOT NULL, content BLOB);
+         INSERT INTO files (name, content) VALUES ('a', x'0001ff'), ('b', NULL);",
+    )
+    .await;
+    let fx = Fixture::serve(Backend::Sqlite, &path, |c| c.writes = true).await;
+    let rows = fx.data("/v1/files?sort=id").await;
+    let want = fx
+        .sql_column("SELECT iif(content IS NULL, NULL, hex(content)) FROM files ORDER BY id")
+        .await;
+    assert_eq!(want, vec![json!("0001FF"), Value::Null]);
+    assert_eq!(rows[0]["content"], "AAH/");
+    assert_eq!(rows[1]["content"], Value::Null);
+    let created = fx
+        .send(
+            "POST",
+            "/v1/files",
+            r#"{"name": "c", "content": "3q2+7w=="}"#,
+            &[],
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(
+        fx.sql_column("SELECT hex(content) FROM files WHERE name = 'c'")
+            .await,
+        vec![json!("DEADBEEF")]
+    );
+    let refused = fx
+        .send(
+            "POST",
+            "/v1/files",
+            r#"{"name": "d", "content": "%%"}"#,
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status(), 422);
+}
