@@ -473,7 +473,7 @@ fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) 
     ];
     for column in &resource.columns {
         for operator in Operator::ALL {
-            if !operator_applies(operator, column.kind) {
+            if !operator_applies(operator, column) {
                 continue;
             }
             let (name, description, schema) = match operator {
@@ -507,6 +507,13 @@ fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) 
                     ),
                     json!({ "type": "string" }),
                 ),
+                Operator::Fts => (
+                    format!("{}[fts]", column.name),
+                    "Words to search for (full text): rows that hold them all; \"a phrase\" in double quotes. \
+                     PostgreSQL also reads websearch syntax (or, -word) and stems words in the database's text search configuration."
+                        .to_string(),
+                    json!({ "type": "string", "minLength": 1, "maxLength": limits.max_pattern_length, "pattern": "\\S" }),
+                ),
                 Operator::Like | Operator::Ilike => (
                     format!("{}[{}]", column.name, operator.name()),
                     format!(
@@ -522,7 +529,7 @@ fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) 
                 _ => (
                     format!("{}[{}]", column.name, operator.name()),
                     format!("{} {} the value", column.name, operator.name()),
-                    column_schema(&Column {
+                    value_schema(&Column {
                         nullable: false,
                         ..column.clone()
                     }),
@@ -537,8 +544,10 @@ fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) 
     parameters
 }
 
-fn operator_applies(operator: Operator, kind: ColumnKind) -> bool {
+fn operator_applies(operator: Operator, column: &Column) -> bool {
+    let kind = column.kind;
     match operator {
+        Operator::Fts => column.searchable,
         Operator::Null => true,
         Operator::Like | Operator::Ilike => kind.is_textual(),
         Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte => kind.is_ordered(),

@@ -632,6 +632,7 @@ async fn introspect(client: &Object, schema: &str) -> anyhow::Result<Introspecti
                 .map(|m| (m >> 16, m & 0xffff)),
             values: row.get(11),
             element,
+            searchable: kind == ColumnKind::Text || base_type == "tsvector",
             ..Column::new(
                 row.get::<_, String>(2),
                 kind,

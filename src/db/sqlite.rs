@@ -580,18 +580,22 @@ fn classify(error: rusqlite::Error) -> DbError {
 /// Tables and views from `sqlite_schema`, columns from `table_info`, keys
 /// from `foreign_key_list` (single-column keys only).
 fn introspect(c: &Connection) -> Result<Introspection, rusqlite::Error> {
-    let tables: Vec<(String, String)> = c
+    // FTS5's shadow tables (`docs_data`, `docs_idx`, ...) are its own
+    // storage, not the user's: only the FTS5 table itself is served
+    let tables: Vec<(String, String, bool)> = c
         .prepare(
-            "SELECT name, type FROM sqlite_schema
-             WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
-               AND name <> ?1
-             ORDER BY name",
+            "SELECT s.name, s.type, coalesce(s.sql LIKE 'CREATE VIRTUAL TABLE%USING fts5%', 0)
+             FROM sqlite_schema s
+             WHERE s.type IN ('table', 'view') AND s.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+               AND s.name <> ?1
+               AND s.name NOT IN (SELECT name FROM pragma_table_list WHERE type = 'shadow')
+             ORDER BY s.name",
         )?
-        .query_map([LOG], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([LOG], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
     let mut resources = Vec::new();
     let mut foreign_keys = Vec::new();
-    for (name, kind) in tables {
+    for (name, kind, full_text) in tables {
         let mut primary_key: Vec<(i64, String)> = Vec::new();
         let columns: Vec<Column> = c
             .prepare("SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk FROM pragma_table_info(?1)")?
@@ -608,12 +612,18 @@ fn introspect(c: &Connection) -> Result<Introspection, rusqlite::Error> {
                 if pk > 0 {
                     primary_key.push((pk, column.clone()));
                 }
-                let kind = kind_of(&declared);
+                // FTS5 columns are untyped text
+                let kind = if full_text {
+                    ColumnKind::Text
+                } else {
+                    kind_of(&declared)
+                };
                 let rowid_alias = pk == 1 && declared.eq_ignore_ascii_case("INTEGER");
                 let nullable = !not_null && pk == 0;
                 Ok(Column {
                     nullable,
                     has_default: has_default || rowid_alias,
+                    searchable: full_text,
                     ..Column::new(column, kind, declared)
                 })
             })

@@ -237,3 +237,124 @@ async fn sqlite_blobs_are_base64_both_ways() {
         .await;
     assert_eq!(refused.status(), 422);
 }
+
+#[tokio::test]
+async fn postgres_full_text_search_finds_what_sql_finds() {
+    let Some(url) = tokio::task::spawn_blocking(|| throwaway_postgres("fts"))
+        .await
+        .unwrap()
+    else {
+        skipped("PostgreSQL full-text search");
+        return;
+    };
+    execute(
+        Backend::Postgres,
+        &url,
+        "SET default_text_search_config = 'pg_catalog.english';
+         CREATE TABLE posts (id serial PRIMARY KEY, title text NOT NULL, search tsvector);
+         INSERT INTO posts (title) VALUES ('The quick brown foxes'), ('Lazy dogs sleep'),
+           ('A fox and a dog'), ('Brown bread recipes'), ('quick, quick!');
+         UPDATE posts SET search = to_tsvector(title);",
+    )
+    .await;
+    let fx = Fixture::serve(Backend::Postgres, &url, |_| {}).await;
+    let ids = |rows: Vec<Value>| rows.iter().map(|r| r["id"].clone()).collect::<Vec<_>>();
+    for (query, condition) in [
+        ("search[fts]=fox", "search @@ websearch_to_tsquery('fox')"),
+        (
+            "search[fts]=quick%20fox",
+            "search @@ websearch_to_tsquery('quick fox')",
+        ),
+        (
+            "search[fts]=fox%20or%20bread",
+            "search @@ websearch_to_tsquery('fox or bread')",
+        ),
+        (
+            "search[fts]=%22brown%20foxes%22",
+            "search @@ websearch_to_tsquery('\"brown foxes\"')",
+        ),
+        (
+            "search[fts]=dog%20-lazy",
+            "search @@ websearch_to_tsquery('dog -lazy')",
+        ),
+        (
+            "title[fts]=dogs",
+            "to_tsvector(title) @@ websearch_to_tsquery('dogs')",
+        ),
+    ] {
+        let want = fx
+            .sql_column(&format!(
+                "SELECT id FROM posts WHERE {condition} ORDER BY id"
+            ))
+            .await;
+        assert!(!want.is_empty(), "{query} finds rows in SQL");
+        assert_eq!(
+            ids(fx.data(&format!("/v1/posts?{query}&sort=id")).await),
+            want,
+            "{query}"
+        );
+    }
+    // websearch syntax never errors, whatever the input
+    fx.json("/v1/posts?search[fts]=%22%22%20or%20-%20%26%7C!(", 200)
+        .await;
+    let problem = fx.json("/v1/posts?search[fts]=%20", 400).await;
+    assert_eq!(
+        problem["errors"][0]["parameter"], "search[fts]",
+        "{problem}"
+    );
+    fx.json("/v1/posts?id[fts]=1", 400).await;
+    let document = fx.json("/v1/openapi.json", 200).await;
+    let parameters = document["paths"]["/v1/posts"]["get"]["parameters"].to_string();
+    assert!(parameters.contains("search[fts]") && parameters.contains("title[fts]"));
+    assert!(!parameters.contains("id[fts]"));
+}
+
+#[tokio::test]
+async fn sqlite_fts5_tables_are_searchable() {
+    let path = temp_sqlite("fts5");
+    execute(
+        Backend::Sqlite,
+        &path,
+        "CREATE VIRTUAL TABLE notes USING fts5(title, body);
+         INSERT INTO notes (title, body) VALUES ('quick fox', 'the lazy dog'),
+           ('slow cat', 'a quick \"brown\" cow'), ('brown bread', 'recipes'), ('AND', 'NOT OR');
+         CREATE TABLE plain (id INTEGER PRIMARY KEY, words TEXT);",
+    )
+    .await;
+    let fx = Fixture::serve(Backend::Sqlite, &path, |_| {}).await;
+    let titles = |rows: Vec<Value>| rows.iter().map(|r| r["title"].clone()).collect::<Vec<_>>();
+    for (query, words) in [
+        ("body[fts]=quick", "\"quick\""),
+        ("title[fts]=brown", "\"brown\""),
+        ("body[fts]=brown%20cow", "\"brown\" \"cow\""),
+        ("body[fts]=%22lazy%20dog%22", "\"lazy dog\""),
+        ("title[fts]=AND", "\"AND\""),
+    ] {
+        let column = query.split('[').next().unwrap();
+        let want = fx
+            .sql_column(&format!(
+                "SELECT title FROM notes WHERE {column} MATCH '{}' ORDER BY title",
+                words.replace('\'', "''")
+            ))
+            .await;
+        assert!(!want.is_empty(), "{query} finds rows in SQL");
+        assert_eq!(
+            titles(fx.data(&format!("/v1/notes?{query}&sort=title")).await),
+            want,
+            "{query}"
+        );
+    }
+    // FTS5 syntax in the input is taken literally, never a 500
+    for hostile in ["AND(", "%22", "col%3Aterm*", "NEAR(a%20b)", "%5E"] {
+        fx.json(&format!("/v1/notes?body[fts]={hostile}"), 200)
+            .await;
+    }
+    fx.json("/v1/plain?words[fts]=x", 400).await;
+    // FTS5's own storage tables are not resources
+    let document = fx.json("/v1/openapi.json", 200).await;
+    let paths: Vec<&String> = document["paths"].as_object().unwrap().keys().collect();
+    assert!(
+        !paths.iter().any(|p| p.contains("notes_")),
+        "shadow tables served: {paths:?}"
+    );
+}

@@ -72,10 +72,13 @@ pub enum Operator {
     Cs,
     Cd,
     Ov,
+    /// Full-text search: PostgreSQL `@@ websearch_to_tsquery`, SQLite FTS5
+    /// `MATCH`, on columns marked [`Column::searchable`](crate::schema::Column).
+    Fts,
 }
 
 impl Operator {
-    pub const ALL: [Operator; 14] = [
+    pub const ALL: [Operator; 15] = [
         Operator::Eq,
         Operator::Ne,
         Operator::Gt,
@@ -90,6 +93,7 @@ impl Operator {
         Operator::Cs,
         Operator::Cd,
         Operator::Ov,
+        Operator::Fts,
     ];
 
     pub fn name(self) -> &'static str {
@@ -108,6 +112,7 @@ impl Operator {
             Operator::Cs => "cs",
             Operator::Cd => "cd",
             Operator::Ov => "ov",
+            Operator::Fts => "fts",
         }
     }
 

@@ -52,6 +52,9 @@ pub struct Column {
     pub values: Vec<String>,
     /// What an array's items are (`kind` is `Array`).
     pub element: Option<ColumnKind>,
+    /// Takes the `fts` filter: a text or tsvector column on PostgreSQL, a
+    /// column of an FTS5 table on SQLite.
+    pub searchable: bool,
 }
 
 impl Column {
@@ -77,6 +80,7 @@ impl Column {
             precision: None,
             values: Vec::new(),
             element: None,
+            searchable: false,
         }
     }
 

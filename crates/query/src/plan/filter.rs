@@ -63,6 +63,24 @@ pub(super) fn plan_filter(
                 )));
             }
         },
+        Operator::Fts if !column.searchable => {
+            return Err(unsupported(
+                "full-text search applies to PostgreSQL text and tsvector columns and to SQLite FTS5 tables",
+            ));
+        }
+        Operator::Fts => {
+            if raw.value.trim().is_empty() {
+                return Err(invalid("[fts] takes the words to search for".into()));
+            }
+            if raw.value.chars().count() > limits.max_pattern_length {
+                return Err(too_costly(format!(
+                    "the search is {} characters long, and limits.max_pattern_length is {}",
+                    raw.value.chars().count(),
+                    limits.max_pattern_length
+                )));
+            }
+            vec![SqlValue::Text(raw.value.clone())]
+        }
         Operator::Cs | Operator::Cd | Operator::Ov if column.kind != ColumnKind::Array => {
             return Err(unsupported("cs, cd and ov apply to arrays"));
         }

@@ -288,6 +288,10 @@ impl Writer {
                 self.pattern(filter, alias);
                 return;
             }
+            Operator::Fts => {
+                self.search(filter, alias);
+                return;
+            }
         };
         if self.compares_instants(column) {
             self.instant(|w| w.column(alias, name));
@@ -314,6 +318,36 @@ impl Writer {
         self.push("strftime('%Y-%m-%d %H:%M:%f', ");
         inner(self);
         self.push(")");
+    }
+
+    /// Full-text search. PostgreSQL: `websearch_to_tsquery` in the
+    /// database's `default_text_search_config`, against a tsvector column
+    /// or the text's `to_tsvector`. SQLite: FTS5's `MATCH` on the column,
+    /// every word (or `"phrase"`) quoted, so that no input is FTS5 syntax.
+    fn search(&mut self, filter: &Filter, alias: &str) {
+        let words = filter.values[0].as_text().unwrap_or_default();
+        let column = &filter.column;
+        match self.dialect {
+            Dialect::Postgres => {
+                if column.db_type == "pg_catalog.tsvector" {
+                    self.column(alias, &column.name);
+                } else {
+                    self.push("to_tsvector(");
+                    self.column(alias, &column.name);
+                    self.push("::text)");
+                }
+                self.push(" @@ websearch_to_tsquery(");
+                let index = self.bind(SqlValue::Text(words));
+                self.placeholder(index, Some("pg_catalog.text"));
+                self.push(")");
+            }
+            Dialect::Sqlite => {
+                self.column(alias, &column.name);
+                self.push(" MATCH ");
+                let index = self.bind(SqlValue::Text(fts5_terms(&words)));
+                self.placeholder(index, None);
+            }
+        }
     }
 
     /// `like` is case-sensitive and `ilike` is not, on both databases. SQLite's
@@ -508,5 +542,47 @@ mod glob_tests {
         assert_eq!(like_to_glob(r"100\%"), "100%");
         assert_eq!(like_to_glob("what?*[x]"), "what[?][*][[]x]");
         assert_eq!(like_to_glob(r"a\_b\\"), r"a_b\");
+    }
+}
+
+/// Words for FTS5 as strings it takes literally: `quick "brown fox"` →
+/// `"quick" "brown fox"` (both must appear), inner quotes doubled.
+fn fts5_terms(words: &str) -> String {
+    let mut terms = Vec::new();
+    for (i, part) in words.split('"').enumerate() {
+        // odd parts were inside quotes: one phrase each
+        let phrases: Vec<&str> = if i % 2 == 1 {
+            vec![part.trim()]
+        } else {
+            part.split_whitespace().collect()
+        };
+        terms.extend(
+            phrases
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| format!("\"{}\"", p.replace('"', "\"\""))),
+        );
+    }
+    if terms.is_empty() {
+        // nothing but quotes: search for nothing, not for everything
+        terms.push("\"\"".to_string());
+    }
+    terms.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fts5_terms;
+
+    #[test]
+    fn fts5_terms_are_quoted_words_and_phrases() {
+        assert_eq!(fts5_terms("quick fox"), r#""quick" "fox""#);
+        assert_eq!(
+            fts5_terms(r#"a "brown fox" NOT"#),
+            r#""a" "brown fox" "NOT""#
+        );
+        assert_eq!(fts5_terms(r#"odd "quote"#), r#""odd" "quote""#);
+        assert_eq!(fts5_terms(r#""""#), r#""""#);
+        assert_eq!(fts5_terms("col:term*"), r#""col:term*""#);
     }
 }
