@@ -358,3 +358,111 @@ async fn sqlite_fts5_tables_are_searchable() {
         "shadow tables served: {paths:?}"
     );
 }
+
+/// Documents for the key-path filters, the same on both databases.
+const DOCUMENTS: &str = r#"
+    INSERT INTO docs (meta) VALUES
+      ('{"color": "red", "size": 10, "tags": ["a", "b"], "ok": true}'),
+      ('{"color": "blue", "size": 9.5, "ok": false, "code": "12"}'),
+      ('{"color": null, "size": "big"}'),
+      ('[1, 2]'),
+      (NULL);
+"#;
+
+/// `column->key` filters against the same question asked in SQL.
+async fn key_paths_find_what_sql_finds(fx: &Fixture, conditions: &[(&str, &str)]) {
+    let ids = |rows: Vec<Value>| rows.iter().map(|r| r["id"].clone()).collect::<Vec<_>>();
+    for (query, condition) in conditions {
+        let want = fx
+            .sql_column(&format!(
+                "SELECT id FROM docs WHERE {condition} ORDER BY id"
+            ))
+            .await;
+        assert!(!want.is_empty(), "{query} finds rows in SQL");
+        // `>` travels percent-encoded, as clients encode it
+        let url = format!("/v1/docs?{}&sort=id", query.replace('>', "%3E"));
+        assert_eq!(ids(fx.data(&url).await), want, "{query}");
+    }
+    let problem = fx.json("/v1/docs?meta-%3Ecolor[like]=r*", 400).await;
+    assert_eq!(problem["errors"][0]["parameter"], "meta->color[like]");
+    fx.json("/v1/docs?id-%3Ex=1", 400).await;
+    fx.json("/v1/docs?meta-%3E%22=1", 400).await;
+}
+
+#[tokio::test]
+async fn postgres_json_key_paths_filter() {
+    let Some(url) = tokio::task::spawn_blocking(|| throwaway_postgres("json_paths"))
+        .await
+        .unwrap()
+    else {
+        skipped("PostgreSQL JSON key paths");
+        return;
+    };
+    execute(
+        Backend::Postgres,
+        &url,
+        &format!("CREATE TABLE docs (id serial PRIMARY KEY, meta jsonb); {DOCUMENTS}"),
+    )
+    .await;
+    let fx = Fixture::serve(Backend::Postgres, &url, |_| {}).await;
+    key_paths_find_what_sql_finds(
+        &fx,
+        &[
+            ("meta->color=red", "meta #>> '{color}' = 'red'"),
+            ("meta->color[ne]=red", "meta #>> '{color}' <> 'red'"),
+            (
+                "meta->size[gt]=9.7",
+                "jsonb_typeof(meta -> 'size') = 'number' AND (meta ->> 'size')::numeric > 9.7",
+            ),
+            (
+                "meta->size[lte]=10",
+                "jsonb_typeof(meta -> 'size') = 'number' AND (meta ->> 'size')::numeric <= 10",
+            ),
+            ("meta->ok=true", "meta ->> 'ok' = 'true'"),
+            ("meta->tags->1=b", "meta #>> '{tags,1}' = 'b'"),
+            ("meta->color[null]=true", "meta #>> '{color}' IS NULL"),
+            (
+                "meta->color[in]=red,blue",
+                "meta ->> 'color' IN ('red', 'blue')",
+            ),
+            ("meta->code=12", "meta ->> 'code' = '12'"),
+            (
+                "meta->0[gte]=1",
+                "jsonb_typeof(meta #> '{0}') = 'number' AND (meta #>> '{0}')::numeric >= 1",
+            ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_json_key_paths_filter() {
+    let path = temp_sqlite("json_paths");
+    execute(
+        Backend::Sqlite,
+        &path,
+        &format!(
+            "CREATE TABLE docs (id INTEGER PRIMARY KEY, meta JSON); {DOCUMENTS}
+                  INSERT INTO docs (meta) VALUES ('not json');"
+        ),
+    )
+    .await;
+    let fx = Fixture::serve(Backend::Sqlite, &path, |_| {}).await;
+    let valid = "json_valid(meta) AND";
+    key_paths_find_what_sql_finds(
+        &fx,
+        &[
+            ("meta->color=red", &format!("{valid} meta ->> '$.color' = 'red'")),
+            ("meta->color[ne]=red", &format!("{valid} meta ->> '$.color' <> 'red'")),
+            ("meta->size[gt]=9.7", &format!("{valid} json_type(meta, '$.size') IN ('integer', 'real') AND meta ->> '$.size' > 9.7")),
+            ("meta->size[lte]=10", &format!("{valid} json_type(meta, '$.size') IN ('integer', 'real') AND meta ->> '$.size' <= 10")),
+            ("meta->ok=true", &format!("{valid} json_type(meta, '$.ok') = 'true'")),
+            ("meta->tags->1=b", &format!("{valid} meta ->> '$.tags[1]' = 'b'")),
+            ("meta->color[null]=true", &format!("NOT ({valid} meta ->> '$.color' IS NOT NULL)")),
+            ("meta->color[in]=red,blue", &format!("{valid} meta ->> '$.color' IN ('red', 'blue')")),
+            ("meta->code=12", &format!("{valid} meta ->> '$.code' = '12'")),
+            ("meta->0[gte]=1", &format!("{valid} json_type(meta, '$[0]') = 'integer' AND meta ->> '$[0]' >= 1")),
+        ],
+    )
+    .await;
+}

@@ -184,7 +184,8 @@ impl CollectionPlan {
             .filters
             .iter()
             .map(|f| {
-                let key = format!("{}[{}]", f.column.name, f.operator.name());
+                let path: String = f.path.iter().map(|key| format!("->{key}")).collect();
+                let key = format!("{}{path}[{}]", f.column.name, f.operator.name());
                 let value = match f.operator {
                     Operator::In | Operator::Nin => f
                         .values

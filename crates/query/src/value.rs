@@ -171,7 +171,7 @@ pub fn non_finite(column: &Column, raw: &str) -> Option<f64> {
 }
 
 /// `-?digits[.digits][e[+-]digits]`: what both databases read as a number.
-fn is_decimal_number(raw: &str) -> bool {
+pub fn is_decimal_number(raw: &str) -> bool {
     let s = raw.strip_prefix('-').unwrap_or(raw);
     let (mantissa, exponent) = match s.find(['e', 'E']) {
         Some(at) => (&s[..at], Some(&s[at + 1..])),

@@ -14,13 +14,29 @@ pub struct Filter {
     /// One value, several for `in`/`nin`, and for `null` the wanted
     /// nullness as a Bool.
     pub values: Vec<SqlValue>,
+    /// Keys into a JSON column (`meta->size->0`): the filter compares the
+    /// value found there, as text, or as a number when `gt`/`lt` are given
+    /// one. Empty for a plain column filter.
+    pub path: Vec<String>,
 }
+
+/// The most keys one JSON path may hold.
+pub const MAX_JSON_PATH: usize = 16;
 
 pub(super) fn plan_filter(
     resource: &Resource,
     raw: &RawFilter,
     limits: &Limits,
 ) -> Result<Filter, QueryError> {
+    // `meta->color`: a key path into a JSON column, unless a column is
+    // named so
+    if resource.column(&raw.column).is_none()
+        && let Some((name, keys)) = raw.column.split_once("->")
+        && let Some(column) = resource.column(name)
+    {
+        let path = keys.split("->").map(str::to_string).collect();
+        return plan_path_filter(column, path, raw, limits);
+    }
     let column = resource.column(&raw.column).ok_or_else(|| {
         let candidates = RESERVED
             .iter()
@@ -138,6 +154,104 @@ pub(super) fn plan_filter(
         column: column.clone(),
         operator: raw.operator,
         values,
+        path: Vec::new(),
+    })
+}
+
+/// A filter on the value at `path` in a JSON column: compared as text
+/// (`meta->color=red`, `meta->tags->0[in]=a,b`), or as a number by
+/// `gt`/`gte`/`lt`/`lte` when given one (`meta->size[gt]=10`).
+fn plan_path_filter(
+    column: &Column,
+    path: Vec<String>,
+    raw: &RawFilter,
+    limits: &Limits,
+) -> Result<Filter, QueryError> {
+    let error = |kind, detail: String| QueryError::new(kind, raw.parameter.as_str(), detail);
+    // PostgreSQL json/jsonb; on SQLite, a column declared JSON
+    let holds_json = column.kind == ColumnKind::Json
+        || (column.kind == ColumnKind::Text
+            && column.db_type.to_ascii_uppercase().contains("JSON"));
+    if !holds_json {
+        return Err(error(
+            ErrorKind::InvalidOperator,
+            format!(
+                "{} holds {}, not JSON: key paths (column->key) apply to JSON columns",
+                column.name,
+                column.kind.describe()
+            ),
+        ));
+    }
+    if path.len() > MAX_JSON_PATH {
+        return Err(error(
+            ErrorKind::LimitExceeded,
+            format!(
+                "a key path may hold at most {MAX_JSON_PATH} keys, not {}",
+                path.len()
+            ),
+        ));
+    }
+    if let Some(bad) = path.iter().find(|key| {
+        key.is_empty() || key.contains(['"', '\\']) || key.chars().any(char::is_control)
+    }) {
+        return Err(error(
+            ErrorKind::InvalidValue,
+            format!(
+                "'{bad}' is not a key brisk can follow: keys are not empty and hold no double quote, backslash or control character"
+            ),
+        ));
+    }
+    let text = |value: &str| SqlValue::Text(value.to_string());
+    let values = match raw.operator {
+        Operator::Eq | Operator::Ne => vec![text(&raw.value)],
+        Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte => {
+            vec![match raw.value.parse::<f64>() {
+                Ok(number) if number.is_finite() && crate::value::is_decimal_number(&raw.value) => {
+                    SqlValue::Real(number)
+                }
+                _ => text(&raw.value),
+            }]
+        }
+        Operator::In | Operator::Nin => {
+            let items = split_list(&raw.value)
+                .map_err(|e| error(ErrorKind::InvalidValue, format!("bad list: {e}")))?;
+            if items.len() > limits.max_list_values {
+                return Err(error(
+                    ErrorKind::LimitExceeded,
+                    format!(
+                        "the list holds {} values, and limits.max_list_values is {}: split the request",
+                        items.len(),
+                        limits.max_list_values
+                    ),
+                ));
+            }
+            items.iter().map(|item| text(item)).collect()
+        }
+        Operator::Null => match raw.value.as_str() {
+            "true" => vec![SqlValue::Bool(true)],
+            "false" => vec![SqlValue::Bool(false)],
+            other => {
+                return Err(error(
+                    ErrorKind::InvalidValue,
+                    format!("[null] takes true or false, not '{other}'"),
+                ));
+            }
+        },
+        other => {
+            return Err(error(
+                ErrorKind::InvalidOperator,
+                format!(
+                    "operator '{}' does not apply to a key path; use eq, ne, gt, gte, lt, lte, in, nin or null",
+                    other.name()
+                ),
+            ));
+        }
+    };
+    Ok(Filter {
+        column: column.clone(),
+        operator: raw.operator,
+        values,
+        path,
     })
 }
 

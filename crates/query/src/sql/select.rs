@@ -239,6 +239,10 @@ impl Writer {
     }
 
     pub(super) fn filter(&mut self, filter: &Filter, alias: &str) {
+        if !filter.path.is_empty() {
+            self.path_filter(filter, alias);
+            return;
+        }
         let column = &filter.column;
         let name = column.name.as_str();
         let op = match filter.operator {
@@ -318,6 +322,110 @@ impl Writer {
         self.push("strftime('%Y-%m-%d %H:%M:%f', ");
         inner(self);
         self.push(")");
+    }
+
+    /// A filter on the value at a key path in a JSON column. Compared as
+    /// the text PostgreSQL's `#>>` gives (booleans `true`/`false`, JSON null
+    /// as NULL), both databases alike; `gt`/`lt` given a number compare
+    /// numbers only (other values never match).
+    fn path_filter(&mut self, filter: &Filter, alias: &str) {
+        let column = filter.column.name.as_str();
+        let numeric = matches!(filter.values.first(), Some(SqlValue::Real(_)));
+        let path = match self.dialect {
+            Dialect::Postgres => {
+                let keys: Vec<SqlValue> = filter.path.iter().cloned().map(SqlValue::Text).collect();
+                self.bind(SqlValue::Text(crate::value::array_literal(&keys)))
+            }
+            Dialect::Sqlite => self.bind(SqlValue::Text(sqlite_json_path(&filter.path))),
+        };
+        match (self.dialect, numeric) {
+            (Dialect::Postgres, false) => {
+                self.push("(");
+                self.column(alias, column);
+                self.push("::jsonb #>> ");
+                self.placeholder(path, Some("pg_catalog._text"));
+                self.push(")");
+            }
+            (Dialect::Postgres, true) => {
+                self.push("CASE WHEN jsonb_typeof(");
+                self.column(alias, column);
+                self.push("::jsonb #> ");
+                self.placeholder(path, Some("pg_catalog._text"));
+                self.push(") = 'number' THEN (");
+                self.column(alias, column);
+                self.push("::jsonb #>> ");
+                self.placeholder(path, Some("pg_catalog._text"));
+                self.push(")::numeric END");
+            }
+            (Dialect::Sqlite, false) => {
+                self.push("CASE WHEN json_valid(");
+                self.column(alias, column);
+                self.push(") THEN CASE json_type(");
+                self.column(alias, column);
+                self.push(", ");
+                self.placeholder(path, None);
+                self.push(
+                    ") WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(json_extract(",
+                );
+                self.column(alias, column);
+                self.push(", ");
+                self.placeholder(path, None);
+                self.push(") AS TEXT) END END");
+            }
+            (Dialect::Sqlite, true) => {
+                self.push("CASE WHEN json_valid(");
+                self.column(alias, column);
+                self.push(") AND json_type(");
+                self.column(alias, column);
+                self.push(", ");
+                self.placeholder(path, None);
+                self.push(") IN ('integer', 'real') THEN json_extract(");
+                self.column(alias, column);
+                self.push(", ");
+                self.placeholder(path, None);
+                self.push(") END");
+            }
+        }
+        let value_type = if numeric {
+            "pg_catalog.numeric"
+        } else {
+            "pg_catalog.text"
+        };
+        let bind = |w: &mut Self, value: &SqlValue| {
+            let index = w.bind(value.clone());
+            w.placeholder(index, Some(value_type));
+        };
+        match filter.operator {
+            Operator::Null => self.push(match filter.values.first() {
+                Some(SqlValue::Bool(false)) => " IS NOT NULL",
+                _ => " IS NULL",
+            }),
+            Operator::In | Operator::Nin => {
+                self.push(if filter.operator == Operator::In {
+                    " IN ("
+                } else {
+                    " NOT IN ("
+                });
+                for (i, value) in filter.values.iter().enumerate() {
+                    if i > 0 {
+                        self.push(", ");
+                    }
+                    bind(self, value);
+                }
+                self.push(")");
+            }
+            operator => {
+                self.push(match operator {
+                    Operator::Ne => " <> ",
+                    Operator::Gt => " > ",
+                    Operator::Gte => " >= ",
+                    Operator::Lt => " < ",
+                    Operator::Lte => " <= ",
+                    _ => " = ",
+                });
+                bind(self, &filter.values[0]);
+            }
+        }
     }
 
     /// Full-text search. PostgreSQL: `websearch_to_tsquery` in the
@@ -543,6 +651,19 @@ mod glob_tests {
         assert_eq!(like_to_glob("what?*[x]"), "what[?][*][[]x]");
         assert_eq!(like_to_glob(r"a\_b\\"), r"a_b\");
     }
+}
+
+/// A SQLite JSON path: `$."size"[0]`, array positions as indexes.
+fn sqlite_json_path(keys: &[String]) -> String {
+    let mut path = String::from("$");
+    for key in keys {
+        if !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit()) {
+            path.push_str(&format!("[{key}]"));
+        } else {
+            path.push_str(&format!(".\"{key}\""));
+        }
+    }
+    path
 }
 
 /// Words for FTS5 as strings it takes literally: `quick "brown fox"` →
