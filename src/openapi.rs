@@ -38,7 +38,7 @@ pub fn document(
             "operationId": format!("get_{}", resource.name),
             "summary": format!("One row of {} by {}", resource.name, key.name),
             "tags": tag,
-            "parameters": [id_parameter(key), fields_parameter(resource), include_parameter(schema, resource)],
+            "parameters": row_parameters(schema, resource, key),
             "responses": single_responses(&resource.name, false),
         }});
         let methods = |method| may_write(&resource.name, method);
@@ -53,6 +53,7 @@ pub fn document(
         {
             write_operations(resource, key, &methods, &mut collection, &mut row);
             schemas.insert(format!("{}_input", resource.name), input_schema(resource));
+            schemas.insert(format!("{}_update", resource.name), update_schema(resource));
             schemas.insert(format!("{}_patch", resource.name), patch_schema(resource));
         }
         paths.insert(format!("/v1/{}", resource.name), collection);
@@ -75,13 +76,18 @@ pub fn document(
                         "responses": collection_responses(&target.name),
                     })
                 }
-                Cardinality::ToOne => json!({
+                Cardinality::ToOne => {
+                    let mut parameters = row_parameters(schema, target, key);
+                    // the parent's key, not the target's
+                    parameters[0] = id_parameter(key);
+                    json!({
                     "operationId": operation_id,
                     "summary": format!("The {} of one row of {} (null when unset)", relation.name, resource.name),
                     "tags": tag,
-                    "parameters": [id_parameter(key), fields_parameter(target), include_parameter(schema, target)],
+                    "parameters": parameters,
                     "responses": single_responses(&target.name, true),
-                }),
+                    })
+                }
             };
             paths.insert(path, json!({ "get": operation }));
         }
@@ -242,11 +248,12 @@ fn write_operations(
             "responses": responses,
         });
         if body_required {
-            // PATCH changes the fields given: none is required, one at least
+            // the key is in the URL; PATCH changes the fields given: none
+            // is required, one at least
             let schema = if method == "patch" {
                 json!({ "$ref": format!("#/components/schemas/{name}_patch") })
             } else {
-                input.clone()
+                json!({ "$ref": format!("#/components/schemas/{name}_update") })
             };
             operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema } } });
         }
@@ -273,9 +280,24 @@ fn input_schema(resource: &Resource) -> Value {
     })
 }
 
-/// A PATCH body: any writable columns, at least one.
-fn patch_schema(resource: &Resource) -> Value {
+/// A PUT body: as an insert's, without the key, which the URL gives (a
+/// body may repeat it, but not change it).
+fn update_schema(resource: &Resource) -> Value {
     let mut schema = input_schema(resource);
+    for key in &resource.primary_key {
+        if let Some(properties) = schema["properties"].as_object_mut() {
+            properties.remove(key);
+        }
+        if let Some(required) = schema["required"].as_array_mut() {
+            required.retain(|name| name != key.as_str());
+        }
+    }
+    schema
+}
+
+/// A PATCH body: any writable columns but the key, at least one.
+fn patch_schema(resource: &Resource) -> Value {
+    let mut schema = update_schema(resource);
     let object = schema.as_object_mut().expect("an object schema");
     object.remove("required");
     object.insert("minProperties".into(), json!(1));
@@ -359,6 +381,18 @@ fn value_schema(column: &Column) -> Value {
     if column.kind == ColumnKind::Blob {
         schema.insert("contentEncoding".into(), json!("base64"));
     }
+    if column.kind == ColumnKind::Integer {
+        let (minimum, maximum) = brisk_query::write::integer_range(&column.db_type);
+        schema.insert("minimum".into(), json!(minimum));
+        schema.insert("maximum".into(), json!(maximum));
+    }
+    if column.kind == ColumnKind::Text {
+        // text takes anything but NUL, which neither database stores
+        schema.insert("pattern".into(), json!("^[^\\u0000]*$"));
+        if let Some(max) = column.max_chars {
+            schema.insert("maxLength".into(), json!(max));
+        }
+    }
     if column.kind == ColumnKind::Other {
         schema.insert(
             "description".into(),
@@ -400,35 +434,68 @@ fn id_parameter(key: &Column) -> Value {
     json!({ "name": "id", "in": "path", "required": true, "description": format!("the {}", key.name), "schema": column_schema(&Column { nullable: false, ..key.clone() }) })
 }
 
+/// A comma-separated list of some of `values` (`fields=name,email`),
+/// described as an array so that clients and fuzzers send only those.
+fn list_parameter(name: &str, description: &str, values: &[String]) -> Value {
+    let mut parameter = query_parameter(
+        name,
+        description,
+        json!({ "type": "array", "items": { "type": "string", "enum": values }, "minItems": 1 }),
+    );
+    parameter["style"] = json!("form");
+    parameter["explode"] = json!(false);
+    parameter
+}
+
 fn fields_parameter(resource: &Resource) -> Value {
-    let names: Vec<&str> = resource.columns.iter().map(|c| c.name.as_str()).collect();
-    query_parameter(
+    let names: Vec<String> = resource.columns.iter().map(|c| c.name.clone()).collect();
+    list_parameter(
         "fields",
         &format!(
             "Comma-separated fields to return (of {}: {}); `relation.field` trims an included relation.",
             resource.name,
             names.join(", ")
         ),
-        json!({ "type": "string", "minLength": 1 }),
+        &names,
     )
 }
 
-fn include_parameter(schema: &Schema, resource: &Resource) -> Value {
+/// The relations to embed, listed two levels deep (deeper paths, up to
+/// `limits.max_include_depth`, work too); none when there are none.
+fn include_parameter(schema: &Schema, resource: &Resource) -> Option<Value> {
+    let mut paths = Vec::new();
+    for relation in &resource.relations {
+        paths.push(relation.name.clone());
+        if let Some(target) = schema.resource(&relation.target) {
+            paths.extend(
+                target
+                    .relations
+                    .iter()
+                    .map(|nested| format!("{}.{}", relation.name, nested.name)),
+            );
+        }
+    }
+    if paths.is_empty() {
+        return None;
+    }
     let relations: Vec<&str> = resource.relations.iter().map(|r| r.name.as_str()).collect();
-    let _ = schema;
-    query_parameter(
+    Some(list_parameter(
         "include",
         &format!(
             "Comma-separated relations to embed, nested with dots (relations of {}: {}). One database round trip.",
             resource.name,
-            if relations.is_empty() {
-                "none".to_string()
-            } else {
-                relations.join(", ")
-            }
+            relations.join(", ")
         ),
-        json!({ "type": "string", "minLength": 1 }),
-    )
+        &paths,
+    ))
+}
+
+/// A single row's parameters: its key, fields and (when it has relations)
+/// include.
+fn row_parameters(schema: &Schema, resource: &Resource, key: &Column) -> Value {
+    let mut parameters = vec![id_parameter(key), fields_parameter(resource)];
+    parameters.extend(include_parameter(schema, resource));
+    Value::Array(parameters)
 }
 
 fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) -> Vec<Value> {
@@ -438,17 +505,28 @@ fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) 
         .filter(|c| c.kind.is_ordered())
         .map(|c| c.name.as_str())
         .collect();
-    let mut parameters = vec![
-        fields_parameter(resource),
-        include_parameter(schema, resource),
-        query_parameter(
+    let sort_keys: Vec<String> = sortable
+        .iter()
+        .flat_map(|name| {
+            [
+                name.to_string(),
+                format!("-{name}"),
+                format!("{name}_asc"),
+                format!("{name}_desc"),
+            ]
+        })
+        .collect();
+    let mut parameters = vec![fields_parameter(resource)];
+    parameters.extend(include_parameter(schema, resource));
+    parameters.extend([
+        list_parameter(
             "sort",
             &format!(
                 "Comma-separated sort keys: `name` or `name_asc` ascending, `-name` or `name_desc` descending. \
                  The primary key is the last tie-breaker. NULL sorts after every value ascending. Sortable: {}.",
                 sortable.join(", ")
             ),
-            json!({ "type": "string", "minLength": 1 }),
+            &sort_keys,
         ),
         query_parameter(
             "limit",
@@ -463,14 +541,14 @@ fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) 
         query_parameter(
             "cursor",
             "Keyset cursor from meta.next_cursor or meta.prev_cursor; valid only with the same sort and filters.",
-            json!({ "type": "string" }),
+            json!({ "type": "string", "minLength": 1 }),
         ),
         query_parameter(
             "count",
             "`exact` adds meta.total.",
             json!({ "type": "string", "enum": ["exact"] }),
         ),
-    ];
+    ]);
     for column in &resource.columns {
         for operator in Operator::ALL {
             if !operator_applies(operator, column) {

@@ -125,7 +125,7 @@ async fn postgres_types_write_as_they_read() {
         .send(
             "POST",
             "/v1/kinds",
-            r#"{"i2": 7, "f8": "-Infinity", "f4": "NaN", "bin": "3q2+7w==", "iv": "3 days",
+            r#"{"i2": 7.0, "f8": "-Infinity", "f4": "NaN", "bin": "3q2+7w==", "iv": "3 days",
                 "r": "[3,4]", "tv": "a b", "tm": "01:02:03", "pos": 2, "j": {"k": [true]}}"#,
             &[],
         )
@@ -236,6 +236,33 @@ async fn sqlite_blobs_are_base64_both_ways() {
         )
         .await;
     assert_eq!(refused.status(), 422);
+    // the document lists the names the server takes, so clients send only those
+    let document = fx.json("/v1/openapi.json", 200).await;
+    let parameters = document["paths"]["/v1/files"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let parameter = |name: &str| {
+        parameters
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {parameters:?}"))
+    };
+    assert_eq!(
+        parameter("fields")["schema"]["items"]["enum"],
+        json!(["id", "name", "content"])
+    );
+    assert_eq!(parameter("fields")["explode"], false);
+    let sort_keys = parameter("sort")["schema"]["items"]["enum"].to_string();
+    assert!(sort_keys.contains("\"-name\"") && !sort_keys.contains("content"));
+    assert!(
+        parameters.iter().all(|p| p["name"] != "include"),
+        "no relations, no include"
+    );
+    let update = &document["components"]["schemas"]["files_update"]["properties"];
+    assert!(
+        update.get("id").is_none() && update.get("name").is_some(),
+        "{update}"
+    );
 }
 
 #[tokio::test]

@@ -324,7 +324,13 @@ fn field_value(column: &Column, value: &Value) -> Result<SqlValue, String> {
     }
     let checked = match (column.kind, value) {
         (ColumnKind::Integer, Value::Number(n)) => {
-            let i = n.as_i64().ok_or_else(|| {
+            // 26.0 is the integer 26 to JSON (and JSON Schema); beyond 2^53
+            // a float no longer says which integer it means
+            let whole = n
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0)
+                .map(|f| f as i64);
+            let i = n.as_i64().or(whole).ok_or_else(|| {
                 format!(
                     "{} takes a whole number that fits 64 bits, not {n}",
                     column.name
@@ -416,7 +422,7 @@ fn field_value(column: &Column, value: &Value) -> Result<SqlValue, String> {
 }
 
 /// The range of an integer column by its PostgreSQL type (SQLite's are 64-bit).
-fn integer_range(db_type: &str) -> (i64, i64) {
+pub fn integer_range(db_type: &str) -> (i64, i64) {
     match db_type.rsplit('.').next() {
         Some("int2") => (i16::MIN.into(), i16::MAX.into()),
         Some("int4") => (i32::MIN.into(), i32::MAX.into()),
