@@ -356,6 +356,9 @@ fn value_schema(column: &Column) -> Value {
         ColumnKind::Real | ColumnKind::Numeric => ("number", None),
         ColumnKind::Text => ("string", None),
         ColumnKind::Boolean => ("boolean", None),
+        // PostgreSQL's timestamp without time zone has no offset, so it is
+        // not an RFC 3339 date-time
+        ColumnKind::Timestamp if column.db_type == "pg_catalog.timestamp" => ("string", None),
         ColumnKind::Timestamp => ("string", Some("date-time")),
         ColumnKind::Date => ("string", Some("date")),
         ColumnKind::Uuid => ("string", Some("uuid")),
@@ -380,6 +383,18 @@ fn value_schema(column: &Column) -> Value {
     }
     if column.kind == ColumnKind::Blob {
         schema.insert("contentEncoding".into(), json!("base64"));
+    }
+    if column.db_type == "pg_catalog.timestamp" {
+        schema.insert(
+            "description".into(),
+            json!("timestamp without time zone: an ISO 8601 date and time without an offset (2024-01-02T03:04:05); filters take RFC 3339"),
+        );
+    }
+    if let (ColumnKind::Numeric, Some((precision, scale))) = (column.kind, column.precision) {
+        // numeric(p, s) holds fewer than 10^(p - s) before the point
+        let bound = 10f64.powi(precision as i32 - scale as i32);
+        schema.insert("exclusiveMaximum".into(), json!(bound));
+        schema.insert("exclusiveMinimum".into(), json!(-bound));
     }
     if column.kind == ColumnKind::Integer {
         let (minimum, maximum) = brisk_query::write::integer_range(&column.db_type);
@@ -571,7 +586,7 @@ fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) 
                             "none of"
                         }
                     ),
-                    json!({ "type": "string" }),
+                    json!({ "type": "string", "minLength": 1 }),
                 ),
                 Operator::Cs | Operator::Cd | Operator::Ov => (
                     format!("{}[{}]", column.name, operator.name()),
@@ -607,10 +622,15 @@ fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) 
                 _ => (
                     format!("{}[{}]", column.name, operator.name()),
                     format!("{} {} the value", column.name, operator.name()),
-                    value_schema(&Column {
-                        nullable: false,
-                        ..column.clone()
-                    }),
+                    if column.kind == ColumnKind::Timestamp {
+                        // filters take RFC 3339, whatever the column renders
+                        json!({ "type": "string", "format": "date-time" })
+                    } else {
+                        value_schema(&Column {
+                            nullable: false,
+                            ..column.clone()
+                        })
+                    },
                 ),
             };
             parameters.push(query_parameter(&name, &description, schema.clone()));

@@ -84,6 +84,13 @@ async fn postgres_types_read_as_sql_renders_them() {
         ("r=empty", "r = 'empty'"),
         ("ip=10.0.0.1", "ip = '10.0.0.1'"),
         ("tm[gte]=12:00", "tm >= '12:00'"),
+        // an offset PostgreSQL cannot read (beyond ±15:59), as the same instant
+        (
+            "tstz[lte]=2024-01-02T23:04:05%2B20:00",
+            "tstz <= '2024-01-02 03:04:05+00'",
+        ),
+        // 1.0 is the integer 1
+        ("i2=1.0", "i2 = 1"),
     ] {
         let want = fx
             .sql_column(&format!(

@@ -57,8 +57,15 @@ pub fn parse_value(column: &Column, raw: &str) -> Result<SqlValue, String> {
         return Err(not_a_value(column, raw));
     }
     match column.kind {
+        // `5.0` is the integer 5, as JSON Schema reads it
         ColumnKind::Integer => raw
             .parse::<i64>()
+            .or_else(|e| match raw.split_once('.') {
+                Some((whole, zeros)) if !zeros.is_empty() && zeros.bytes().all(|b| b == b'0') => {
+                    whole.parse::<i64>()
+                }
+                _ => Err(e),
+            })
             .map(SqlValue::Integer)
             .map_err(|_| expected()),
         ColumnKind::Real => {
@@ -93,6 +100,15 @@ pub fn parse_value(column: &Column, raw: &str) -> Result<SqlValue, String> {
             "false" => Ok(SqlValue::Bool(false)),
             _ => Err(expected()),
         },
+        // PostgreSQL reads offsets up to ±15:59 only; RFC 3339 allows ±23:59.
+        // The same instant in UTC is what a timestamptz stores anyway.
+        ColumnKind::Timestamp
+            if column.db_type == "pg_catalog.timestamptz" && is_timestamp(raw) =>
+        {
+            Ok(SqlValue::Text(
+                in_utc(raw).unwrap_or_else(|| raw.to_string()),
+            ))
+        }
         ColumnKind::Timestamp if is_timestamp(raw) => Ok(SqlValue::Text(raw.to_string())),
         ColumnKind::Date if is_date(raw) => Ok(SqlValue::Text(raw.to_string())),
         ColumnKind::Uuid if is_uuid(raw) => Ok(SqlValue::Text(raw.to_ascii_lowercase())),
@@ -182,6 +198,16 @@ pub fn is_decimal_number(raw: &str) -> bool {
     let fraction_ok = fraction.is_empty() || digits(fraction);
     let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
     digits(whole) && fraction_ok && exponent_ok && !mantissa.ends_with('.')
+}
+
+/// An RFC 3339 date-time as the same instant in UTC (`None`: a date alone).
+fn in_utc(raw: &str) -> Option<String> {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(raw, &Rfc3339)
+        .ok()?
+        .to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .ok()
 }
 
 fn is_timestamp(raw: &str) -> bool {
