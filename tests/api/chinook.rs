@@ -5,7 +5,6 @@
 use crate::on_both;
 use crate::support::*;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::Value;
 
 /// A copy of the Chinook SQLite file of the test's own.
@@ -108,27 +107,16 @@ async fn chinook_postgres(tag: &'static str) -> Option<String> {
     Some(url)
 }
 
-/// Chinook on either database, and its names there: snake_case on
-/// PostgreSQL (`invoice_line`, `unit_price`), PascalCase in the SQLite file
+/// Chinook's names as one database spells them: snake_case on PostgreSQL
+/// (`invoice_line`, `unit_price`), PascalCase in the SQLite file
 /// (`InvoiceLine`, `UnitPrice`).
-struct Chinook {
-    fx: Fixture,
-}
+#[derive(Debug, Clone, Copy)]
+struct Names(Backend);
 
-impl Chinook {
-    async fn open(backend: Backend, tag: &'static str) -> Option<Chinook> {
-        let url = match backend {
-            Backend::Sqlite => chinook_sqlite(tag),
-            Backend::Postgres => chinook_postgres(tag).await?,
-        };
-        Some(Chinook {
-            fx: Fixture::serve(backend, &url, |_| {}).await,
-        })
-    }
-
+impl Names {
     /// A snake_case name as this database spells it.
-    fn name(&self, snake: &str) -> String {
-        match self.fx.backend {
+    fn name(self, snake: &str) -> String {
+        match self.0 {
             Backend::Postgres => snake.to_string(),
             Backend::Sqlite => snake
                 .split('_')
@@ -143,7 +131,7 @@ impl Chinook {
     }
 
     /// Replaces every `{snake_name}` in `text` with this database's name.
-    fn spell(&self, text: &str) -> String {
+    fn spell(self, text: &str) -> String {
         let mut out = String::new();
         let mut rest = text;
         while let Some(open) = rest.find('{') {
@@ -155,6 +143,16 @@ impl Chinook {
         out.push_str(rest);
         out
     }
+}
+
+/// Chinook served from either database; `None` when PostgreSQL is not
+/// reachable and not required.
+async fn serve_chinook(backend: Backend, tag: &'static str) -> Option<Fixture> {
+    let url = match backend {
+        Backend::Sqlite => chinook_sqlite(tag),
+        Backend::Postgres => chinook_postgres(tag).await?,
+    };
+    Some(Fixture::serve(backend, &url, |_| {}).await)
 }
 
 #[derive(Debug, Clone)]
@@ -397,74 +395,42 @@ impl ChinookCase {
 
 on_both! {
     async fn random_chinook_reads_match_sql(backend: Backend) {
-        let Some(chinook) = Chinook::open(backend, "random").await else {
+        let Some(fx) = serve_chinook(backend, "random").await else {
             skipped("Chinook on PostgreSQL");
             return;
         };
-        let chinook = std::sync::Arc::new(chinook);
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            let mut runner = TestRunner::new(Config {
-                cases: 64,
-                failure_persistence: None,
-                ..Config::default()
-            });
-            runner
-                .run(&chinook_case(), |case| {
-                    let url = chinook.spell(&case.url());
-                    let sql = chinook.spell(&case.sql(backend));
-                    let got: Vec<Value> = runtime
-                        .block_on(chinook.fx.data(&url))
-                        .iter()
-                        .map(normalise)
-                        .collect();
-                    let want: Vec<Value> = runtime
-                        .block_on(chinook.fx.sql(&sql))
-                        .into_iter()
-                        .map(|row| normalise(&Value::Object(row)))
-                        .collect();
-                    if got != want {
-                        return Err(TestCaseError::fail(format!(
-                            "{backend:?} {url}\nsql: {sql}\ngot {} rows, want {}\nfirst got: {:?}\nfirst want: {:?}",
-                            got.len(),
-                            want.len(),
-                            got.first(),
-                            want.first()
-                        )));
-                    }
-                    Ok(())
-                })
-                .unwrap();
+        let names = Names(backend);
+        random_reads_match_sql(std::sync::Arc::new(fx), chinook_case(), 64, move |case: &ChinookCase| {
+            (names.spell(&case.url()), names.spell(&case.sql(backend)))
         })
-        .await
-        .unwrap();
+        .await;
     }
 
     async fn chinook_embeds_match_sql_joins(backend: Backend) {
-        let Some(chinook) = Chinook::open(backend, "embeds").await else {
+        let Some(fx) = serve_chinook(backend, "embeds").await else {
             skipped("Chinook on PostgreSQL");
             return;
         };
-        let url = chinook.spell(
+        let names = Names(backend);
+        let url = names.spell(
             "/v1/{invoice_line}?include={track}.{album}&sort=-{invoice_line_id}&limit=40",
         );
-        let lines = chinook.fx.data(&url).await;
+        let lines = fx.data(&url).await;
         assert_eq!(lines.len(), 40);
-        let track = chinook.name("track");
-        let album = chinook.name("album");
+        let track = names.name("track");
+        let album = names.name("album");
         let got: Vec<Value> = lines
             .iter()
             .map(|line| {
                 serde_json::json!({
-                    "line": line[chinook.name("invoice_line_id")],
-                    "track": line[&track][chinook.name("name")],
-                    "album": line[&track][&album][chinook.name("title")],
+                    "line": line[names.name("invoice_line_id")],
+                    "track": line[&track][names.name("name")],
+                    "album": line[&track][&album][names.name("title")],
                 })
             })
             .collect();
-        let want = chinook
-            .fx
-            .sql(&chinook.spell(
+        let want = fx
+            .sql(&names.spell(
                 "SELECT l.{invoice_line_id} AS line, t.{name} AS track, a.{title} AS album
                  FROM {invoice_line} l JOIN {track} t ON t.{track_id} = l.{track_id}
                  JOIN {album} a ON a.{album_id} = t.{album_id}

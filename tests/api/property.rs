@@ -4,8 +4,6 @@
 use crate::on_both;
 use crate::support::*;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use serde_json::Value;
 
 #[derive(Debug, Clone)]
 struct Filter {
@@ -231,39 +229,7 @@ impl Case {
 
 on_both! {
     async fn random_reads_match_sql(backend: Backend) {
-        let fixture = Fixture::shop(backend).await;
-        // proptest drives the cases synchronously; each case awaits on this runtime
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            let mut runner = TestRunner::new(Config {
-                cases: 96,
-                failure_persistence: None,
-                ..Config::default()
-            });
-            runner
-                .run(&case(), |case| {
-                    let url = case.url();
-                    let got: Vec<Value> = runtime.block_on(fixture.data(&url)).iter().map(normalise).collect();
-                    let want: Vec<Value> = runtime
-                        .block_on(fixture.sql(&case.sql()))
-                        .into_iter()
-                        .map(|row| normalise(&Value::Object(row)))
-                        .collect();
-                    if got != want {
-                        return Err(TestCaseError::fail(format!(
-                            "{backend:?} {url}\nsql: {}\ngot {} rows, want {}\nfirst got: {:?}\nfirst want: {:?}",
-                            case.sql(),
-                            got.len(),
-                            want.len(),
-                            got.first(),
-                            want.first()
-                        )));
-                    }
-                    Ok(())
-                })
-                .unwrap();
-        })
-        .await
-        .unwrap();
+        let fixture = std::sync::Arc::new(Fixture::shop(backend).await);
+        random_reads_match_sql(fixture, case(), 96, |case: &Case| (case.url(), case.sql())).await;
     }
 }

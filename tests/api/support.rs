@@ -663,3 +663,55 @@ pub fn install_triggers(db: &str, remove: bool) -> String {
     assert!(output.status.success(), "install-triggers failed: {said}");
     said
 }
+
+/// Asks `cases` random questions of the served API and of SQL, each a
+/// `(url, sql)` pair that `question` makes from a generated case, and fails
+/// on the first whose rows differ (numbers compared by value).
+pub async fn random_reads_match_sql<S>(
+    fixture: std::sync::Arc<Fixture>,
+    strategy: S,
+    cases: u32,
+    question: impl Fn(&S::Value) -> (String, String) + Send + 'static,
+) where
+    S: proptest::strategy::Strategy + Send + 'static,
+    S::Value: std::fmt::Debug,
+{
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    // proptest drives the cases synchronously; each case awaits on this runtime
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut runner = TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        runner
+            .run(&strategy, |case| {
+                let (url, sql) = question(&case);
+                let got: Vec<Value> = runtime
+                    .block_on(fixture.data(&url))
+                    .iter()
+                    .map(normalise)
+                    .collect();
+                let want: Vec<Value> = runtime
+                    .block_on(fixture.sql(&sql))
+                    .into_iter()
+                    .map(|row| normalise(&Value::Object(row)))
+                    .collect();
+                if got != want {
+                    return Err(TestCaseError::fail(format!(
+                        "{:?} {url}\nsql: {sql}\ngot {} rows, want {}\nfirst got: {:?}\nfirst want: {:?}",
+                        fixture.backend,
+                        got.len(),
+                        want.len(),
+                        got.first(),
+                        want.first()
+                    )));
+                }
+                Ok(())
+            })
+            .unwrap();
+    })
+    .await
+    .unwrap();
+}

@@ -341,49 +341,33 @@ impl Writer {
         match (self.dialect, numeric) {
             (Dialect::Postgres, false) => {
                 self.push("(");
-                self.column(alias, column);
-                self.push("::jsonb #>> ");
-                self.placeholder(path, Some("pg_catalog._text"));
+                self.json_at("#>>", alias, column, path);
                 self.push(")");
             }
             (Dialect::Postgres, true) => {
                 self.push("CASE WHEN jsonb_typeof(");
-                self.column(alias, column);
-                self.push("::jsonb #> ");
-                self.placeholder(path, Some("pg_catalog._text"));
+                self.json_at("#>", alias, column, path);
                 self.push(") = 'number' THEN (");
-                self.column(alias, column);
-                self.push("::jsonb #>> ");
-                self.placeholder(path, Some("pg_catalog._text"));
+                self.json_at("#>>", alias, column, path);
                 self.push(")::numeric END");
             }
             (Dialect::Sqlite, false) => {
                 self.push("CASE WHEN json_valid(");
                 self.column(alias, column);
-                self.push(") THEN CASE json_type(");
-                self.column(alias, column);
-                self.push(", ");
-                self.placeholder(path, None);
-                self.push(
-                    ") WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(json_extract(",
-                );
-                self.column(alias, column);
-                self.push(", ");
-                self.placeholder(path, None);
-                self.push(") AS TEXT) END END");
+                self.push(") THEN CASE ");
+                self.json_at("json_type", alias, column, path);
+                self.push(" WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(");
+                self.json_at("json_extract", alias, column, path);
+                self.push(" AS TEXT) END END");
             }
             (Dialect::Sqlite, true) => {
                 self.push("CASE WHEN json_valid(");
                 self.column(alias, column);
-                self.push(") AND json_type(");
-                self.column(alias, column);
-                self.push(", ");
-                self.placeholder(path, None);
-                self.push(") IN ('integer', 'real') THEN json_extract(");
-                self.column(alias, column);
-                self.push(", ");
-                self.placeholder(path, None);
-                self.push(") END");
+                self.push(") AND ");
+                self.json_at("json_type", alias, column, path);
+                self.push(" IN ('integer', 'real') THEN ");
+                self.json_at("json_extract", alias, column, path);
+                self.push(" END");
             }
         }
         let value_type = if numeric {
@@ -424,6 +408,29 @@ impl Writer {
                     _ => " = ",
                 });
                 bind(self, &filter.values[0]);
+            }
+        }
+    }
+
+    /// The value at the bound key path `path` of a JSON column, through
+    /// `operator`: `alias."meta"::jsonb #>> $1` on PostgreSQL,
+    /// `json_extract(alias."meta", ?1)` on SQLite.
+    fn json_at(&mut self, operator: &str, alias: &str, column: &str, path: usize) {
+        match self.dialect {
+            Dialect::Postgres => {
+                self.column(alias, column);
+                self.push("::jsonb ");
+                self.push(operator);
+                self.push(" ");
+                self.placeholder(path, Some("pg_catalog._text"));
+            }
+            Dialect::Sqlite => {
+                self.push(operator);
+                self.push("(");
+                self.column(alias, column);
+                self.push(", ");
+                self.placeholder(path, None);
+                self.push(")");
             }
         }
     }
