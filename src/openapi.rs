@@ -266,7 +266,15 @@ fn input_schema(resource: &Resource) -> Value {
     let writable = resource.columns.iter().filter(|c| !c.read_only);
     let properties: Map<String, Value> = writable
         .clone()
-        .map(|c| (c.name.clone(), column_schema(c)))
+        .map(|c| {
+            let mut schema = column_schema(c);
+            if c.kind == ColumnKind::Timestamp {
+                // served without an offset on PostgreSQL's timestamp, but
+                // written in RFC 3339 on every column
+                schema["format"] = json!("date-time");
+            }
+            (c.name.clone(), schema)
+        })
         .collect();
     let required: Vec<&str> = writable
         .filter(|c| c.required())

@@ -109,6 +109,11 @@ pub fn parse_value(column: &Column, raw: &str) -> Result<SqlValue, String> {
                 in_utc(raw).unwrap_or_else(|| raw.to_string()),
             ))
         }
+        // a timestamp without time zone ignores the offset, as PostgreSQL
+        // itself would (which reads offsets up to ±15:59 only)
+        ColumnKind::Timestamp if column.db_type == "pg_catalog.timestamp" && is_timestamp(raw) => {
+            Ok(SqlValue::Text(without_offset(raw).to_string()))
+        }
         ColumnKind::Timestamp if is_timestamp(raw) => Ok(SqlValue::Text(raw.to_string())),
         ColumnKind::Date if is_date(raw) => Ok(SqlValue::Text(raw.to_string())),
         ColumnKind::Uuid if is_uuid(raw) => Ok(SqlValue::Text(raw.to_ascii_lowercase())),
@@ -210,6 +215,20 @@ fn in_utc(raw: &str) -> Option<String> {
         .ok()
 }
 
+/// An RFC 3339 date-time without its offset (`Z`, `+05:30`); a date alone
+/// as it is.
+fn without_offset(raw: &str) -> &str {
+    use time::format_description::well_known::Rfc3339;
+    if time::OffsetDateTime::parse(raw, &Rfc3339).is_err() {
+        return raw;
+    }
+    if let Some(local) = raw.strip_suffix(['Z', 'z']) {
+        return local;
+    }
+    // a numeric offset is the last six characters: `+05:30`
+    raw.get(..raw.len() - 6).unwrap_or(raw)
+}
+
 fn is_timestamp(raw: &str) -> bool {
     use time::format_description::well_known::Rfc3339;
     time::OffsetDateTime::parse(raw, &Rfc3339).is_ok() || is_date(raw)
@@ -235,6 +254,41 @@ mod tests {
 
     fn column(kind: ColumnKind) -> Column {
         Column::new("c", kind, "")
+    }
+
+    #[test]
+    fn postgres_instants_reach_the_database_in_a_form_it_reads() {
+        let tz = Column::new("c", ColumnKind::Timestamp, "pg_catalog.timestamptz");
+        let local = Column::new("c", ColumnKind::Timestamp, "pg_catalog.timestamp");
+        // PostgreSQL reads offsets up to ±15:59 only: the same instant in UTC
+        assert_eq!(
+            parse_value(&tz, "2024-01-02T23:04:05.25+20:00"),
+            Ok(SqlValue::Text("2024-01-02T03:04:05.25Z".into()))
+        );
+        // a timestamp without time zone ignores the offset, as PostgreSQL does
+        assert_eq!(
+            parse_value(&local, "2024-01-02T23:04:05-16:46"),
+            Ok(SqlValue::Text("2024-01-02T23:04:05".into()))
+        );
+        assert_eq!(
+            parse_value(&local, "2024-01-02T23:04:05Z"),
+            Ok(SqlValue::Text("2024-01-02T23:04:05".into()))
+        );
+        assert_eq!(
+            parse_value(&local, "2024-01-02"),
+            Ok(SqlValue::Text("2024-01-02".into()))
+        );
+        assert!(parse_value(&local, "2024-01-02T25:00:00Z").is_err());
+    }
+
+    #[test]
+    fn integral_decimals_are_integers() {
+        assert_eq!(
+            parse_value(&column(ColumnKind::Integer), "5.00"),
+            Ok(SqlValue::Integer(5))
+        );
+        assert!(parse_value(&column(ColumnKind::Integer), "5.5").is_err());
+        assert!(parse_value(&column(ColumnKind::Integer), "5.").is_err());
     }
 
     #[test]
