@@ -327,8 +327,9 @@ impl From<QueryErrors> for ApiError {
     }
 }
 
-/// At most [`MAX_QUOTED_BYTES`] of `text`, cut at a character boundary.
-fn shorten(text: &str) -> String {
+/// At most [`MAX_QUOTED_BYTES`] of `text`, cut at a character boundary:
+/// how an answer quotes what a client sent.
+pub fn shorten(text: &str) -> String {
     if text.len() <= MAX_QUOTED_BYTES {
         return text.to_string();
     }

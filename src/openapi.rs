@@ -76,18 +76,14 @@ pub fn document(
                         "responses": collection_responses(&target.name),
                     })
                 }
-                Cardinality::ToOne => {
-                    let mut parameters = row_parameters(schema, target, key);
-                    // the parent's key, not the target's
-                    parameters[0] = id_parameter(key);
-                    json!({
+                // the parent's key, the target's fields and relations
+                Cardinality::ToOne => json!({
                     "operationId": operation_id,
                     "summary": format!("The {} of one row of {} (null when unset)", relation.name, resource.name),
                     "tags": tag,
-                    "parameters": parameters,
+                    "parameters": row_parameters(schema, target, key),
                     "responses": single_responses(&target.name, true),
-                    })
-                }
+                }),
             };
             paths.insert(path, json!({ "get": operation }));
         }
@@ -513,8 +509,8 @@ fn include_parameter(schema: &Schema, resource: &Resource) -> Option<Value> {
     ))
 }
 
-/// A single row's parameters: its key, fields and (when it has relations)
-/// include.
+/// A single row's parameters: the key in the path, and the fields and (when
+/// it has relations) include of `resource`.
 fn row_parameters(schema: &Schema, resource: &Resource, key: &Column) -> Value {
     let mut parameters = vec![id_parameter(key), fields_parameter(resource)];
     parameters.extend(include_parameter(schema, resource));

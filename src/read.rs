@@ -4,7 +4,7 @@
 
 use crate::access::Viewer;
 use crate::db::{DbError, ReadLimits, refused_value};
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, FieldError, Problem, shorten};
 use crate::gate::Client;
 use crate::state::AppState;
 use axum::http::{HeaderValue, header};
@@ -216,7 +216,7 @@ fn database_error(state: &AppState, plan: &ReadPlan, error: DbError) -> ApiError
                     "{} is {}, and the database cannot read '{}' as one",
                     filter.column.name,
                     filter.column.db_type,
-                    refused_value(&message).unwrap_or_default()
+                    shorten(refused_value(&message).unwrap_or_default())
                 );
                 let mut error = ApiError::new(Problem::InvalidValue, detail.clone());
                 error.errors = vec![FieldError::parameter(parameter, detail)];

@@ -8,7 +8,7 @@ use crate::access::Viewer;
 use crate::cluster::Claim;
 use crate::conditional::{self, Etag};
 use crate::db::{Constraint, ConstraintKind, RowCheck, WriteError};
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, FieldError, Problem, shorten};
 use crate::state::AppState;
 use crate::versions::Change;
 use axum::body::Body;
@@ -478,7 +478,10 @@ fn constraint_error(constraint: Constraint, state: &AppState, plan: &WritePlan) 
             match (columns.as_slice(), &constraint.value) {
                 ([column], Some(value)) => {
                     let db_type = resource.column(column).map_or("", |c| c.db_type.as_str());
-                    format!("{column} is {db_type}, and the database cannot read '{value}' as one")
+                    format!(
+                        "{column} is {db_type}, and the database cannot read '{}' as one",
+                        shorten(value)
+                    )
                 }
                 ([], _) => "a value does not fit its column".to_string(),
                 _ => format!("{list} holds a value that does not fit the column"),

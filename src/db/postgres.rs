@@ -106,8 +106,7 @@ impl PostgresDb {
     }
 
     async fn read_rows(&self, sql: &ReadSql, budget: Budget) -> Result<ReadRows, DbError> {
-        let client = self.client().await?;
-        let cancel = CancelOnDrop(Some(client.cancel_token()));
+        let client = CancelOnDrop::lend(self.client().await?);
         let started = Instant::now();
         let statements = AtomicU64::new(1);
         let (cells, total) = match &sql.count {
@@ -148,7 +147,7 @@ impl PostgresDb {
             },
         )
         .await?;
-        cancel.disarm();
+        client.done();
         let db_time = started.elapsed();
         let rendering = Instant::now();
         let rows = rows::render_page(&sql.shape, &cells, &related, budget.max_bytes, sql.page)
@@ -417,20 +416,46 @@ fn related<'a>(
     })
 }
 
-/// Cancels, on the server, the statement of a read that is dropped before
-/// it is done (its deadline passed, or its client hung up).
-struct CancelOnDrop(Option<tokio_postgres::CancelToken>);
+/// A pooled connection lent to one read. Dropped before [`done`](Self::done)
+/// (its deadline passed, or its client hung up), it cancels on the server
+/// what the connection still runs and leaves the pool: statements go out
+/// pipelined (the page and its count), so a cancel can stop the first while
+/// the next is already queued, and the connection would come back to the
+/// pool busy with it. A second cancel a moment later stops that one too.
+struct CancelOnDrop {
+    client: Option<Object>,
+}
 
 impl CancelOnDrop {
-    fn disarm(mut self) {
-        self.0 = None;
+    fn lend(client: Object) -> CancelOnDrop {
+        CancelOnDrop {
+            client: Some(client),
+        }
+    }
+
+    /// The read finished: the connection goes back to the pool.
+    fn done(mut self) {
+        drop(self.client.take());
+    }
+}
+
+impl std::ops::Deref for CancelOnDrop {
+    type Target = Object;
+
+    fn deref(&self) -> &Object {
+        self.client.as_ref().expect("lent until done")
     }
 }
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if let Some(token) = self.0.take() {
+        if let Some(client) = self.client.take() {
+            let token = client.cancel_token();
+            // out of the pool; closing it ends the session once it is idle
+            drop(Object::take(client));
             tokio::spawn(async move {
+                let _ = token.cancel_query(NoTls).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 let _ = token.cancel_query(NoTls).await;
             });
         }

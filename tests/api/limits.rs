@@ -341,3 +341,42 @@ on_both! {
         assert!(in_flight.await.unwrap().is_err(), "the slow read was dropped");
     }
 }
+
+/// PostgreSQL gets a page and its count pipelined on one connection. When
+/// the deadline cancels the page, the count is already queued behind it:
+/// the connection must not go back to the pool busy with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_counted_read_leaves_no_statement_behind() {
+    if postgres_shop().is_none() {
+        skipped("PostgreSQL pipelined cancel");
+        return;
+    }
+    let url = writable_shop(Backend::Postgres, "pipelined_cancel").await;
+    execute(
+        Backend::Postgres,
+        &url,
+        "CREATE TABLE nap_control (secs float8 NOT NULL);
+         INSERT INTO nap_control VALUES (0);
+         CREATE VIEW nap AS SELECT 1 AS n FROM nap_control, LATERAL pg_sleep(nap_control.secs);",
+    )
+    .await;
+    let fx = &Fixture::serve(Backend::Postgres, &url, |c| {
+        c.limits.request_timeout_ms = 500;
+        c.database.pool_size = 1;
+    })
+    .await;
+    // a quick first run leaves both statements prepared on the one connection,
+    // so the next run sends both at once
+    fx.data("/v1/nap?count=exact&limit=1").await;
+    execute(Backend::Postgres, &url, "UPDATE nap_control SET secs = 30").await;
+    let response = fx.get("/v1/nap?count=exact&limit=2").await;
+    assert_eq!(response.status(), 503);
+    let started = Instant::now();
+    fx.data("/v1/users?limit=1&fields=id&name[ne]=pipelined")
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited {:?} behind a cancelled read's count",
+        started.elapsed()
+    );
+}

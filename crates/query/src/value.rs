@@ -34,11 +34,15 @@ impl SqlValue {
             SqlValue::Text(t) => Some(t.clone()),
             SqlValue::Bool(b) => Some(b.to_string()),
             // bytea's hex input form
-            SqlValue::Bytes(bytes) => Some(
-                std::iter::once("\\x".to_string())
-                    .chain(bytes.iter().map(|b| format!("{b:02x}")))
-                    .collect(),
-            ),
+            SqlValue::Bytes(bytes) => {
+                use std::fmt::Write;
+                let mut hex = String::with_capacity(2 + 2 * bytes.len());
+                hex.push_str("\\x");
+                for byte in bytes {
+                    let _ = write!(hex, "{byte:02x}");
+                }
+                Some(hex)
+            }
         }
     }
 }
@@ -100,21 +104,7 @@ pub fn parse_value(column: &Column, raw: &str) -> Result<SqlValue, String> {
             "false" => Ok(SqlValue::Bool(false)),
             _ => Err(expected()),
         },
-        // PostgreSQL reads offsets up to ±15:59 only; RFC 3339 allows ±23:59.
-        // The same instant in UTC is what a timestamptz stores anyway.
-        ColumnKind::Timestamp
-            if column.db_type == "pg_catalog.timestamptz" && is_timestamp(raw) =>
-        {
-            Ok(SqlValue::Text(
-                in_utc(raw).unwrap_or_else(|| raw.to_string()),
-            ))
-        }
-        // a timestamp without time zone ignores the offset, as PostgreSQL
-        // itself would (which reads offsets up to ±15:59 only)
-        ColumnKind::Timestamp if column.db_type == "pg_catalog.timestamp" && is_timestamp(raw) => {
-            Ok(SqlValue::Text(without_offset(raw).to_string()))
-        }
-        ColumnKind::Timestamp if is_timestamp(raw) => Ok(SqlValue::Text(raw.to_string())),
+        ColumnKind::Timestamp if is_timestamp(raw) => Ok(SqlValue::Text(instant(column, raw))),
         ColumnKind::Date if is_date(raw) => Ok(SqlValue::Text(raw.to_string())),
         ColumnKind::Uuid if is_uuid(raw) => Ok(SqlValue::Text(raw.to_ascii_lowercase())),
         ColumnKind::Timestamp | ColumnKind::Date | ColumnKind::Uuid => Err(expected()),
@@ -205,28 +195,29 @@ pub fn is_decimal_number(raw: &str) -> bool {
     digits(whole) && fraction_ok && exponent_ok && !mantissa.ends_with('.')
 }
 
-/// An RFC 3339 date-time as the same instant in UTC (`None`: a date alone).
-fn in_utc(raw: &str) -> Option<String> {
+/// A checked date-time (or date) as the column's database reads it.
+/// PostgreSQL reads offsets up to ±15:59 only, where RFC 3339 allows
+/// ±23:59: a `timestamptz` gets the same instant in UTC (what it stores
+/// anyway), a `timestamp` the local part (it ignores the offset itself).
+/// Anything else, and a date alone, as given.
+fn instant(column: &Column, raw: &str) -> String {
     use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::parse(raw, &Rfc3339)
-        .ok()?
-        .to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .ok()
-}
-
-/// An RFC 3339 date-time without its offset (`Z`, `+05:30`); a date alone
-/// as it is.
-fn without_offset(raw: &str) -> &str {
-    use time::format_description::well_known::Rfc3339;
-    if time::OffsetDateTime::parse(raw, &Rfc3339).is_err() {
-        return raw;
+    let Ok(at) = time::OffsetDateTime::parse(raw, &Rfc3339) else {
+        return raw.to_string();
+    };
+    match column.db_type.as_str() {
+        "pg_catalog.timestamptz" => at
+            .to_offset(time::UtcOffset::UTC)
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| raw.to_string()),
+        // the offset is `Z` or the last six characters (`+05:30`)
+        "pg_catalog.timestamp" => raw
+            .strip_suffix(['Z', 'z'])
+            .or_else(|| raw.get(..raw.len() - 6))
+            .unwrap_or(raw)
+            .to_string(),
+        _ => raw.to_string(),
     }
-    if let Some(local) = raw.strip_suffix(['Z', 'z']) {
-        return local;
-    }
-    // a numeric offset is the last six characters: `+05:30`
-    raw.get(..raw.len() - 6).unwrap_or(raw)
 }
 
 fn is_timestamp(raw: &str) -> bool {

@@ -28,16 +28,17 @@ pub(super) fn plan_filter(
     raw: &RawFilter,
     limits: &Limits,
 ) -> Result<Filter, QueryError> {
+    let column = resource.column(&raw.column);
     // `meta->color`: a key path into a JSON column, unless a column is
     // named so
-    if resource.column(&raw.column).is_none()
+    if column.is_none()
         && let Some((name, keys)) = raw.column.split_once("->")
         && let Some(column) = resource.column(name)
     {
         let path = keys.split("->").map(str::to_string).collect();
         return plan_path_filter(column, path, raw, limits);
     }
-    let column = resource.column(&raw.column).ok_or_else(|| {
+    let column = column.ok_or_else(|| {
         let candidates = RESERVED
             .iter()
             .copied()
