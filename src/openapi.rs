@@ -30,15 +30,15 @@ pub fn document(
             "parameters": collection_parameters(schema, resource, limits),
             "responses": collection_responses(&resource.name),
         }});
-        let Some(key) = resource.row_key() else {
+        let Some(key) = RowAddress::of(resource) else {
             paths.insert(format!("/v1/{}", resource.name), collection);
             continue;
         };
         let mut row = json!({ "get": {
             "operationId": format!("get_{}", resource.name),
-            "summary": format!("One row of {} by {}", resource.name, key.name),
+            "summary": format!("One row of {} by {}", resource.name, key.names),
             "tags": tag,
-            "parameters": row_parameters(schema, resource, key),
+            "parameters": row_parameters(schema, resource, &key),
             "responses": single_responses(&resource.name, false),
         }});
         let methods = |method| may_write(&resource.name, method);
@@ -51,22 +51,22 @@ pub fn document(
         .into_iter()
         .any(methods)
         {
-            write_operations(resource, key, &methods, &mut collection, &mut row);
+            write_operations(resource, &key, &methods, &mut collection, &mut row);
             schemas.insert(format!("{}_input", resource.name), input_schema(resource));
             schemas.insert(format!("{}_update", resource.name), update_schema(resource));
             schemas.insert(format!("{}_patch", resource.name), patch_schema(resource));
         }
         paths.insert(format!("/v1/{}", resource.name), collection);
-        paths.insert(format!("/v1/{}/{{id}}", resource.name), row);
+        paths.insert(format!("/v1/{}/{}", resource.name, key.template), row);
         for relation in &resource.relations {
             let target = schema
                 .resource(&relation.target)
                 .expect("relation targets exist");
-            let path = format!("/v1/{}/{{id}}/{}", resource.name, relation.name);
+            let path = format!("/v1/{}/{}/{}", resource.name, key.template, relation.name);
             let operation_id = format!("get_{}_{}", resource.name, relation.name);
             let operation = match relation.cardinality {
                 Cardinality::ToMany => {
-                    let mut parameters = vec![id_parameter(key)];
+                    let mut parameters = key.parameters.clone();
                     parameters.extend(collection_parameters(schema, target, limits));
                     json!({
                         "operationId": operation_id,
@@ -81,7 +81,7 @@ pub fn document(
                     "operationId": operation_id,
                     "summary": format!("The {} of one row of {} (null when unset)", relation.name, resource.name),
                     "tags": tag,
-                    "parameters": row_parameters(schema, target, key),
+                    "parameters": row_parameters(schema, target, &key),
                     "responses": single_responses(&target.name, true),
                 }),
             };
@@ -162,7 +162,7 @@ pub fn document(
 /// POST on the collection; PATCH, PUT and DELETE on the row: those granted.
 fn write_operations(
     resource: &Resource,
-    key: &Column,
+    key: &RowAddress,
     granted: &dyn Fn(WriteMethod) -> bool,
     collection: &mut Value,
     row: &mut Value,
@@ -240,7 +240,7 @@ fn write_operations(
             "operationId": format!("{method}_{name}"),
             "summary": summary,
             "tags": [name],
-            "parameters": [id_parameter(key), if_match.clone()],
+            "parameters": key.parameters.iter().chain([&if_match]).collect::<Vec<_>>(),
             "responses": responses,
         });
         if body_required {
@@ -449,8 +449,43 @@ fn query_parameter(name: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
 }
 
-fn id_parameter(key: &Column) -> Value {
-    json!({ "name": "id", "in": "path", "required": true, "description": format!("the {}", key.name), "schema": column_schema(&Column { nullable: false, ..key.clone() }) })
+/// How a row is addressed: `{id}` for a single-column key, `{a},{b}` (a
+/// path parameter per column) for a composite one.
+struct RowAddress {
+    template: String,
+    parameters: Vec<Value>,
+    /// The key's columns, in words.
+    names: String,
+}
+
+impl RowAddress {
+    fn of(resource: &Resource) -> Option<RowAddress> {
+        let columns = brisk_query::key::key_columns(resource).ok()?;
+        let parameter = |name: &str, column: &Column| {
+            json!({ "name": name, "in": "path", "required": true, "description": format!("the {}", column.name), "schema": column_schema(&Column { nullable: false, ..column.clone() }) })
+        };
+        let names = columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        Some(match columns.as_slice() {
+            [only] => RowAddress {
+                template: "{id}".into(),
+                parameters: vec![parameter("id", only)],
+                names,
+            },
+            several => RowAddress {
+                template: several
+                    .iter()
+                    .map(|c| format!("{{{}}}", c.name))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                parameters: several.iter().map(|c| parameter(&c.name, c)).collect(),
+                names,
+            },
+        })
+    }
 }
 
 /// A comma-separated list of some of `values` (`fields=name,email`),
@@ -511,8 +546,9 @@ fn include_parameter(schema: &Schema, resource: &Resource) -> Option<Value> {
 
 /// A single row's parameters: the key in the path, and the fields and (when
 /// it has relations) include of `resource`.
-fn row_parameters(schema: &Schema, resource: &Resource, key: &Column) -> Value {
-    let mut parameters = vec![id_parameter(key), fields_parameter(resource)];
+fn row_parameters(schema: &Schema, resource: &Resource, key: &RowAddress) -> Value {
+    let mut parameters = key.parameters.clone();
+    parameters.push(fields_parameter(resource));
     parameters.extend(include_parameter(schema, resource));
     Value::Array(parameters)
 }

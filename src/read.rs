@@ -89,10 +89,10 @@ pub fn plan(
     // the key as its column reads it: /v1/users/007 and /v1/users/7 are one row
     let key = match &plan {
         ReadPlan::Single(single) => match &single.locate {
-            Locate::Key { value, .. } => value.as_text(),
-            Locate::Related(scope) => scope.key.as_text(),
+            Locate::Key(key) => Some(key.text()),
+            Locate::Related(scope) => Some(scope.key.text()),
         },
-        ReadPlan::Collection(collection) => collection.scope.as_ref().and_then(|s| s.key.as_text()),
+        ReadPlan::Collection(collection) => collection.scope.as_ref().map(|s| s.key.text()),
     };
     let route = canonical::route(path.resource, key.as_deref().or(path.id), path.relation);
     let canonical = CanonicalRequest::new(&route, &canonical::query(&params, &plan, At::Same))
@@ -185,15 +185,10 @@ pub async fn execute(
             if fetched.parent_missing {
                 return Err(parent_not_found(read));
             }
-            if let (None, Locate::Key { column, .. }) = (&body, &single.locate) {
+            if let (None, Locate::Key(key)) = (&body, &single.locate) {
                 return Err(ApiError::new(
                     Problem::RowNotFound,
-                    format!(
-                        "{} has no row with {} {}",
-                        single.resource,
-                        column.name,
-                        read.id.as_deref().unwrap_or_default()
-                    ),
+                    format!("{} has no row with {}", single.resource, key.describe()),
                 ));
             }
             Ok(Answer {

@@ -47,15 +47,15 @@ async fn read(State(state): Shared, path: Segments, request: Request) -> Respons
         Ok(Path(segments)) => segments,
         Err(rejection) => return bad_path(rejection),
     };
-    let path = ReadPath {
-        resource: &segments[0],
-        id: segments.get(1).map(String::as_str),
-        relation: segments.get(2).map(String::as_str),
-    };
     let viewer = viewer(&state, &request);
     // Parts, unlike the body, may be shared across the awaits below.
     let (request, _body) = request.into_parts();
     let uri = &request.uri;
+    let path = ReadPath {
+        resource: &segments[0],
+        id: raw_key(uri.path()),
+        relation: segments.get(2).map(String::as_str),
+    };
     pipeline::get(
         &state,
         pipeline::ReadRequest {
@@ -82,9 +82,9 @@ async fn write(State(state): Shared, path: Segments, request: Request) -> Respon
         Method::PUT => WriteMethod::Put,
         _ => WriteMethod::Delete,
     };
-    let (resource, id) = (&segments[0], segments.get(1).map(String::as_str));
     let viewer = viewer(&state, &request);
     let (parts, body) = request.into_parts();
+    let (resource, id) = (&segments[0], raw_key(parts.uri.path()));
     let body = match read_body(&state, &parts.headers, body).await {
         Ok(body) => body,
         Err(error) => return error.into_response(),
@@ -136,6 +136,13 @@ async fn read_body(
             ),
         )),
     }
+}
+
+/// The row key segment of `/v1/{resource}/{key}[/...]` as sent, still
+/// percent-encoded: a composite key's commas separate values only where
+/// they were not encoded (`brisk_query::key`).
+fn raw_key(path: &str) -> Option<&str> {
+    path.split('/').nth(3)
 }
 
 /// Who sent the request, as the access layer found (`front::CacheFirst`

@@ -15,6 +15,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use brisk_query::canonical;
+use brisk_query::key::RowKey;
 use brisk_query::envelope::{self, Row};
 use brisk_query::schema::{Cardinality, Resource};
 use brisk_query::sql::render_write;
@@ -104,7 +105,7 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
         .writes
         .resource(&plan.resource)
         .expect("planned against this schema");
-    let target = plan.target_key().and_then(|k| k.as_text());
+    let target = plan.target_key().map(RowKey::text);
     let preconditions = Preconditions::of(call.headers);
     if target.is_some() && preconditions.if_match.is_empty() && state.writes.require_if_match {
         return Err(ApiError::new(
@@ -266,7 +267,7 @@ impl Preconditions {
 fn precondition_failed(plan: &WritePlan, preconditions: &Preconditions) -> ApiError {
     let key = plan
         .target_key()
-        .and_then(|k| k.as_text())
+        .map(RowKey::text)
         .unwrap_or_default();
     let table = &plan.resource;
     let detail = if Preconditions::star(&preconditions.if_match) {
@@ -371,12 +372,9 @@ fn row_not_found(plan: &WritePlan) -> ApiError {
     ApiError::new(
         Problem::RowNotFound,
         format!(
-            "{} has no row with {} {}",
+            "{} has no row with {}",
             plan.resource,
-            plan.key.name,
-            plan.target_key()
-                .and_then(|k| k.as_text())
-                .unwrap_or_default()
+            plan.target_key().map(RowKey::describe).unwrap_or_default()
         ),
     )
 }
@@ -384,14 +382,16 @@ fn row_not_found(plan: &WritePlan) -> ApiError {
 /// The key of a written row, from its rendered JSON array of keys,
 /// spelled as a URL segment reads it.
 fn key_text(keys: &str) -> String {
-    match serde_json::from_str::<Vec<serde_json::Value>>(keys)
-        .ok()
-        .and_then(|k| k.into_iter().next())
-    {
-        Some(serde_json::Value::String(text)) => text,
-        Some(other) => other.to_string(),
-        None => String::new(),
-    }
+    let values = serde_json::from_str::<Vec<serde_json::Value>>(keys).unwrap_or_default();
+    brisk_query::key::spell(
+        values
+            .into_iter()
+            .map(|value| match value {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            })
+            .collect(),
+    )
 }
 
 /// A constraint the database enforced, named for the client.

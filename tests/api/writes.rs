@@ -12,6 +12,58 @@ use std::time::{Duration, Instant};
 const NEW_USER: &str = r#"{"name":"Grace Hopper","email":"grace@example.com","country":"US","created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}"#;
 
 on_both! {
+    // A table keyed by two columns: its rows are `/v1/order_tags/{order_id},{label}`,
+    // a comma inside a value sent as `%2C`; every write method works, and a
+    // write makes the cached row stale at once.
+    async fn rows_of_a_composite_key_are_addressed_and_written(backend: Backend) {
+        let url = writable_shop(backend, "composite").await;
+        execute(backend, &url, "
+            CREATE TABLE order_tags (order_id INTEGER NOT NULL REFERENCES orders(id), label TEXT NOT NULL, note TEXT, PRIMARY KEY (order_id, label));
+            INSERT INTO order_tags VALUES (1, 'a,b', 'comma'), (1, 'gift', NULL), (2, 'gift', 'second');
+        ").await;
+        let fx = Fixture::serve(backend, &url, |config| config.writes = true).await;
+        let document = fx.json("/v1/openapi.json", 200).await;
+        let row = &document["paths"]["/v1/order_tags/{order_id},{label}"];
+        assert!(row["get"].is_object() && row["patch"].is_object() && row["delete"].is_object(), "{row}");
+        assert!(document["paths"]["/v1/order_tags"]["post"].is_object());
+
+        let comma = fx.json("/v1/order_tags/1,a%2Cb", 200).await;
+        assert_eq!(comma["data"], json!({"order_id": 1, "label": "a,b", "note": "comma"}));
+        let want = fx.sql("SELECT order_id, label, note FROM order_tags WHERE order_id = 2 AND label = 'gift'").await;
+        assert_eq!(fx.json("/v1/order_tags/002,gift", 200).await["data"], Value::Object(want[0].clone()));
+        let missing = fx.json("/v1/order_tags/3,gift", 404).await;
+        assert!(missing["detail"].as_str().unwrap().contains("order_id 3, label gift"), "{missing}");
+        let short = fx.json("/v1/order_tags/1", 404).await;
+        assert!(short["detail"].as_str().unwrap().contains("2 key values (order_id, label)"), "{short}");
+        fx.json("/v1/order_tags/x,gift", 400).await;
+
+        let created = fx.send("POST", "/v1/order_tags", r#"{"order_id":2,"label":"new tag, red","note":"n"}"#, &[]).await;
+        assert_eq!(created.status(), 201);
+        let location = header(&created, "location").unwrap();
+        assert_eq!(location, "/v1/order_tags/2,new%20tag%2C%20red");
+        let etag = fx.json(&location, 200).await;
+        assert_eq!(etag["data"]["note"], "n");
+        let read = fx.get(&location).await;
+        let etag = header(&read, "etag").unwrap();
+        let patched = fx.send("PATCH", &location, r#"{"note":"changed"}"#, &[("if-match", &etag)]).await;
+        assert_eq!(patched.status(), 200);
+        assert_eq!(fx.json(&location, 200).await["data"]["note"], "changed", "the cached row is stale after the write");
+        let moved = fx.send("PATCH", &location, r#"{"label":"other"}"#, &[]).await;
+        assert_eq!(moved.status(), 422);
+        let moved: Value = moved.json().await.unwrap();
+        assert_eq!(moved["errors"][0]["pointer"], "/label", "{moved}");
+        let replaced = fx.send("PUT", &location, r#"{"order_id":2,"label":"new tag, red"}"#, &[]).await;
+        assert_eq!(replaced.status(), 200);
+        assert_eq!(fx.sql_column("SELECT note FROM order_tags WHERE order_id = 2 AND label = 'new tag, red'").await, [Value::Null]);
+        let deleted = fx.send("DELETE", &location, "", &[]).await;
+        assert_eq!(deleted.status(), 204);
+        fx.json(&location, 404).await;
+        assert_eq!(fx.sql_column("SELECT count(*) AS n FROM order_tags").await, [json!(3)]);
+        // the parent route of a composite key reaches its to-one relation
+        let order = fx.json("/v1/order_tags/1,gift/order", 200).await;
+        assert_eq!(order["data"]["id"], 1);
+    }
+
     async fn create_read_update_replace_delete(backend: Backend) {
         let fx = Fixture::writable(backend, "crud", |_| {}).await;
         let created = fx.send("POST", "/v1/users", NEW_USER, &[]).await;

@@ -46,7 +46,7 @@ impl CanonicalRequest {
 }
 
 /// A path segment: everything but unreserved characters is escaped.
-const SEGMENT: &AsciiSet = &CONTROLS
+pub(crate) const SEGMENT: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b'#')
@@ -65,11 +65,18 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'}');
 
 /// The route of a read, root-relative and escaped: `/v1/users/123/orders`.
-pub fn route(resource: &str, id: Option<&str>, relation: Option<&str>) -> String {
-    let mut route = String::from("/v1");
-    for segment in [Some(resource), id, relation].into_iter().flatten() {
+/// `key` is a row key as [`crate::key::RowKey::text`] spells it: already
+/// a path segment.
+pub fn route(resource: &str, key: Option<&str>, relation: Option<&str>) -> String {
+    let mut route = String::from("/v1/");
+    route.extend(utf8_percent_encode(resource, SEGMENT));
+    if let Some(key) = key {
         route.push('/');
-        route.extend(utf8_percent_encode(segment, SEGMENT));
+        route.push_str(key);
+    }
+    if let Some(relation) = relation {
+        route.push('/');
+        route.extend(utf8_percent_encode(relation, SEGMENT));
     }
     route
 }

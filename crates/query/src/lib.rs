@@ -19,6 +19,7 @@ pub mod canonical;
 pub mod cursor;
 pub mod envelope;
 pub mod error;
+pub mod key;
 pub mod params;
 pub mod plan;
 pub mod rows;

@@ -305,11 +305,12 @@ impl Resource {
         self.relations.iter().find(|r| r.name == name)
     }
 
-    /// Whether brisk writes it with `method`: tables with a single-column
-    /// key, and POST only when every column an insert needs is served.
+    /// Whether brisk writes it with `method`: tables with a primary key
+    /// (one column or several), and POST only when every column an insert
+    /// needs is served.
     pub fn accepts(&self, method: crate::write::WriteMethod) -> bool {
         self.kind == ResourceKind::Table
-            && self.row_key().is_some()
+            && crate::key::key_columns(self).is_ok()
             && (method != crate::write::WriteMethod::Post || self.insertable)
     }
 
@@ -322,22 +323,13 @@ impl Resource {
         let name = &self.name;
         Some(if self.kind == ResourceKind::View {
             format!("{name} is a view, which brisk serves read-only")
-        } else if self.row_key().is_none() {
-            format!("{name} has no single-column primary key, so brisk serves it read-only")
+        } else if crate::key::key_columns(self).is_err() {
+            format!("{name} has no primary key, so brisk serves it read-only")
         } else {
             format!(
                 "{name} has a required column this server does not serve, so rows cannot be created through the API"
             )
         })
-    }
-
-    /// The primary key column when the key is a single column: the one that
-    /// `/v1/{resource}/{id}` addresses.
-    pub fn row_key(&self) -> Option<&Column> {
-        match self.primary_key.as_slice() {
-            [only] => self.column(only),
-            _ => None,
-        }
     }
 
     /// The columns that make a sort total: the primary key, or, for views and

@@ -6,6 +6,7 @@
 
 use crate::error::{ErrorKind, QueryError, QueryErrors, did_you_mean};
 use crate::schema::{Column, ColumnKind, Resource, Schema};
+use crate::key::{RowKey, key_columns};
 use crate::value::{SqlValue, parse_value};
 use serde_json::Value;
 
@@ -46,8 +47,8 @@ pub struct WriteRequest<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct WritePlan {
     pub resource: String,
-    /// The single-column primary key, which every written row is reported by.
-    pub key: Column,
+    /// The primary key's columns, which every written row is reported by.
+    pub key: Vec<Column>,
     pub action: WriteAction,
     /// The caller's row rule for the table: the rows it may change, and
     /// what every row it writes must still satisfy.
@@ -64,11 +65,11 @@ pub enum WriteAction {
     },
     /// PATCH or PUT of the row with this key.
     Update {
-        key: SqlValue,
+        key: RowKey,
         set: Vec<Assignment>,
     },
     Delete {
-        key: SqlValue,
+        key: RowKey,
     },
 }
 
@@ -80,7 +81,7 @@ pub struct Assignment {
 
 impl WritePlan {
     /// The key of the row a PATCH, PUT or DELETE addresses.
-    pub fn target_key(&self) -> Option<&SqlValue> {
+    pub fn target_key(&self) -> Option<&RowKey> {
         match &self.action {
             WriteAction::Update { key, .. } | WriteAction::Delete { key } => Some(key),
             WriteAction::Insert { .. } => None,
@@ -100,21 +101,12 @@ pub fn plan_write(schema: &Schema, request: &WriteRequest<'_>) -> Result<WritePl
             ),
         )
     })?;
-    let key = resource.row_key().ok_or_else(|| {
-        QueryError::new(
-            ErrorKind::NotFound,
-            "resource",
-            format!(
-                "{} has no single-column primary key, so it is read-only",
-                resource.name
-            ),
-        )
-    })?;
+    if let Some(refusal) = resource.refusal(request.method) {
+        return Err(QueryError::new(ErrorKind::NotFound, "resource", refusal).into());
+    }
+    let key: Vec<Column> = key_columns(resource)?.into_iter().cloned().collect();
     let id = match request.id {
-        Some(id) => Some(
-            parse_value(key, id)
-                .map_err(|detail| QueryError::new(ErrorKind::InvalidValue, "id", detail))?,
-        ),
+        Some(id) => Some(RowKey::parse(resource, id)?),
         None => None,
     };
     let body = match request.body {
@@ -154,7 +146,7 @@ pub fn plan_write(schema: &Schema, request: &WriteRequest<'_>) -> Result<WritePl
         },
         (WriteMethod::Patch, Some(key_value), Some(item)) => {
             let set = fields(resource, &item, "", Mode::Patch)?;
-            check_key_unchanged(key, &key_value, &set)?;
+            check_key_unchanged(&key_value, &set)?;
             WriteAction::Update {
                 key: key_value,
                 set,
@@ -162,7 +154,7 @@ pub fn plan_write(schema: &Schema, request: &WriteRequest<'_>) -> Result<WritePl
         }
         (WriteMethod::Put, Some(key_value), Some(item)) => {
             let set = fields(resource, &item, "", Mode::Put)?;
-            check_key_unchanged(key, &key_value, &set)?;
+            check_key_unchanged(&key_value, &set)?;
             WriteAction::Update {
                 key: key_value,
                 set,
@@ -175,7 +167,7 @@ pub fn plan_write(schema: &Schema, request: &WriteRequest<'_>) -> Result<WritePl
     };
     Ok(WritePlan {
         resource: resource.name.clone(),
-        key: key.clone(),
+        key,
         action,
         rules: Vec::new(),
     })
@@ -484,28 +476,28 @@ fn decimal_digits(text: &str) -> Option<(i64, i64)> {
     Some((point.max(0), (length - point).max(0)))
 }
 
-fn check_key_unchanged(
-    key: &Column,
-    url_key: &SqlValue,
-    set: &[Assignment],
-) -> Result<(), QueryErrors> {
-    let changed = set
-        .iter()
-        .find(|a| a.column.name == key.name && a.value.as_text() != url_key.as_text());
-    match changed {
-        Some(a) => Err(QueryError::new(
-            ErrorKind::InvalidField,
-            format!("/{}", escape_pointer(&key.name)),
-            format!(
-                "{} is the row's key ({}) and cannot change to {}",
-                key.name,
-                url_key.as_text().unwrap_or_default(),
-                a.value.as_text().unwrap_or_else(|| "null".into())
-            ),
-        )
-        .into()),
-        None => Ok(()),
+/// A body may repeat the key the URL gives, but not change it.
+fn check_key_unchanged(url_key: &RowKey, set: &[Assignment]) -> Result<(), QueryErrors> {
+    let mut errors = QueryErrors::default();
+    for (key, value) in url_key.columns.iter().zip(&url_key.values) {
+        let changed = set
+            .iter()
+            .find(|a| a.column.name == key.name && a.value.as_text() != value.as_text());
+        if let Some(a) = changed {
+            errors.push(QueryError::new(
+                ErrorKind::InvalidField,
+                format!("/{}", escape_pointer(&key.name)),
+                format!(
+                    "{} is {}the row's key ({}) and cannot change to {}",
+                    key.name,
+                    if url_key.columns.len() == 1 { "" } else { "part of " },
+                    value.as_text().unwrap_or_default(),
+                    a.value.as_text().unwrap_or_else(|| "null".into())
+                ),
+            ));
+        }
     }
+    errors.into_result(())
 }
 
 /// RFC 6901: `~` is `~0` and `/` is `~1` in a pointer segment.
@@ -652,7 +644,7 @@ mod tests {
         let WriteAction::Update { key, set } = patch.action else {
             panic!()
         };
-        assert_eq!(key, SqlValue::Integer(5));
+        assert_eq!(key.values, [SqlValue::Integer(5)]);
         assert_eq!(set.len(), 2);
         assert_eq!(set[1].value, SqlValue::Null);
         let put = plan(

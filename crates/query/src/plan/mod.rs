@@ -20,9 +20,10 @@ pub use selection::{Embed, Selection};
 
 use crate::cursor::{CursorCodec, Direction};
 use crate::error::{ErrorKind, QueryError, QueryErrors, did_you_mean};
+pub use crate::key::RowKey;
 use crate::params::QueryParams;
 use crate::schema::{Cardinality, Column, Relation, Resource, Schema};
-use crate::value::{SqlValue, from_json, parse_value};
+use crate::value::{SqlValue, from_json};
 use filter::plan_filter;
 use order::plan_order;
 use selection::plan_selection;
@@ -111,8 +112,8 @@ pub struct SinglePlan {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Locate {
-    /// The row whose key column equals the value.
-    Key { column: Column, value: SqlValue },
+    /// The row with this primary key.
+    Key(RowKey),
     /// The row a to-one relation of a parent row points at.
     Related(Scope),
 }
@@ -121,8 +122,8 @@ pub enum Locate {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scope {
     pub parent: String,
-    pub parent_key: Column,
-    pub key: SqlValue,
+    /// The parent row's primary key.
+    pub key: RowKey,
     pub relation: Relation,
     /// The caller's row rule for the parent: a parent the caller may not
     /// see has no rows to show.
@@ -192,24 +193,16 @@ impl ReadPlan {
             ReadPlan::Collection(plan) => {
                 deps.tables.push(plan.resource.as_str());
                 if let Some(scope) = &plan.scope {
-                    deps.rows.push((
-                        scope.parent.as_str(),
-                        scope.key.as_text().unwrap_or_default(),
-                    ));
+                    deps.rows.push((scope.parent.as_str(), scope.key.text()));
                 }
                 &plan.selection
             }
             ReadPlan::Single(plan) => {
                 match &plan.locate {
-                    Locate::Key { value, .. } => deps
-                        .rows
-                        .push((plan.resource.as_str(), value.as_text().unwrap_or_default())),
+                    Locate::Key(key) => deps.rows.push((plan.resource.as_str(), key.text())),
                     Locate::Related(scope) => {
                         deps.tables.push(plan.resource.as_str());
-                        deps.rows.push((
-                            scope.parent.as_str(),
-                            scope.key.as_text().unwrap_or_default(),
-                        ));
+                        deps.rows.push((scope.parent.as_str(), scope.key.text()));
                     }
                 }
                 &plan.selection
@@ -257,28 +250,14 @@ pub fn plan_read(
     let Some(id) = request.id else {
         return plan_collection(schema, resource, None, params, limits, cursors);
     };
-    let key_column = resource.row_key().ok_or_else(|| {
-        QueryError::new(
-            ErrorKind::NotFound,
-            "id",
-            format!(
-                "{} has no single-column primary key, so its rows have no URL; read it as a collection",
-                resource.name
-            ),
-        )
-    })?;
-    let key = parse_value(key_column, id)
-        .map_err(|detail| QueryError::new(ErrorKind::InvalidValue, "id", detail))?;
+    let key = RowKey::parse(resource, id)?;
     let Some(relation_name) = request.relation else {
         reject_collection_parameters(params, &format!("/v1/{}/{id}", resource.name))?;
         let selection = plan_selection(schema, resource, params, limits)?;
         return Ok(ReadPlan::Single(SinglePlan {
             resource: resource.name.clone(),
             selection,
-            locate: Locate::Key {
-                column: key_column.clone(),
-                value: key,
-            },
+            locate: Locate::Key(key),
             rules: Vec::new(),
         }));
     };
@@ -301,7 +280,6 @@ pub fn plan_read(
         .expect("relations point at resources of the same schema");
     let scope = Scope {
         parent: resource.name.clone(),
-        parent_key: key_column.clone(),
         key,
         relation: relation.clone(),
         parent_rules: Vec::new(),

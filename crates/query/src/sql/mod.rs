@@ -84,6 +84,18 @@ impl Writer {
         self.ident(column);
     }
 
+    /// `alias."a" = $1 AND alias."b" = $2`: the row with this key.
+    fn row_key_equals(&mut self, alias: &str, key: &crate::key::RowKey) {
+        for (i, (column, value)) in key.columns.iter().zip(&key.values).enumerate() {
+            if i > 0 {
+                self.push(" AND ");
+            }
+            self.column(alias, &column.name);
+            self.push(" = ");
+            self.value(value.clone(), column);
+        }
+    }
+
     /// Binds a value compared with `column`, and writes its placeholder:
     /// `?N` on SQLite; `$N::type` on PostgreSQL, where every value is bound
     /// as text and cast to the column's type by the server.

@@ -129,10 +129,8 @@ pub fn render_single(plan: &SinglePlan, dialect: Dialect) -> ReadSql {
     w.from(&plan.resource, &alias);
     w.push(" WHERE ");
     let parent = match &plan.locate {
-        Locate::Key { column, value } => {
-            w.column(&alias, &column.name);
-            w.push(" = ");
-            w.value(value.clone(), column);
+        Locate::Key(key) => {
+            w.row_key_equals(&alias, key);
             None
         }
         Locate::Related(scope) => {
@@ -165,9 +163,7 @@ fn parent_check(scope: &Scope, dialect: Dialect) -> Sql {
     w.push("SELECT 1");
     w.from(&scope.parent, &alias);
     w.push(" WHERE ");
-    w.column(&alias, &scope.parent_key.name);
-    w.push(" = ");
-    w.value(scope.key.clone(), &scope.parent_key);
+    w.row_key_equals(&alias, &scope.key);
     for filter in &scope.parent_rules {
         w.push(" AND ");
         w.filter(filter, &alias);
@@ -228,9 +224,7 @@ impl Writer {
         self.column(&parent, &relation.local_column);
         self.from(&scope.parent, &parent);
         self.push(" WHERE ");
-        self.column(&parent, &scope.parent_key.name);
-        self.push(" = ");
-        self.value(scope.key.clone(), &scope.parent_key);
+        self.row_key_equals(&parent, &scope.key);
         for filter in &scope.parent_rules {
             self.push(" AND ");
             self.filter(filter, &parent);

@@ -5,7 +5,8 @@ use super::columns::{self, Cells};
 use super::{Dialect, Sql, Writer};
 use crate::plan::Selection;
 use crate::rows::Shape;
-use crate::schema::Resource;
+use crate::key::RowKey;
+use crate::schema::{Column, Resource};
 use crate::value::SqlValue;
 use crate::write::{Assignment, WriteAction, WritePlan};
 
@@ -38,12 +39,13 @@ pub struct CurrentRow {
 pub fn render_write(plan: &WritePlan, resource: &Resource, dialect: Dialect) -> WriteSql {
     let returned = Selection {
         columns: match plan.action {
-            WriteAction::Delete { .. } => vec![plan.key.clone()],
+            WriteAction::Delete { .. } => plan.key.clone(),
             _ => resource.columns.clone(),
         },
         embeds: Vec::new(),
     };
-    let (cells, shape, _) = columns::level(&returned, &[&plan.key], None);
+    let key: Vec<&Column> = plan.key.iter().collect();
+    let (cells, shape, _) = columns::level(&returned, &key, None);
     let checks_rule = !plan.rules.is_empty() && !matches!(plan.action, WriteAction::Delete { .. });
     let visible = checks_rule.then_some(cells.columns.len());
     let statements = match &plan.action {
@@ -121,14 +123,15 @@ pub fn render_write(plan: &WritePlan, resource: &Resource, dialect: Dialect) -> 
 fn current_row(
     plan: &WritePlan,
     resource: &Resource,
-    key: &SqlValue,
+    key: &RowKey,
     dialect: Dialect,
 ) -> CurrentRow {
     let every_column = Selection {
         columns: resource.columns.clone(),
         embeds: Vec::new(),
     };
-    let (cells, shape, _) = columns::level(&every_column, &[&plan.key], None);
+    let key_columns: Vec<&Column> = plan.key.iter().collect();
+    let (cells, shape, _) = columns::level(&every_column, &key_columns, None);
     let mut w = Writer::new(dialect);
     w.push("SELECT ");
     w.select_list(&cells, &quoted(&plan.resource));
@@ -159,12 +162,10 @@ impl Writer {
     }
 
     /// The target row by key, and only if the row rule lets the caller see it.
-    fn where_key(&mut self, plan: &WritePlan, key: &SqlValue) {
+    fn where_key(&mut self, plan: &WritePlan, key: &RowKey) {
         let table = quoted(&plan.resource);
         self.push(" WHERE ");
-        self.column(&table, &plan.key.name);
-        self.push(" = ");
-        self.value(key.clone(), &plan.key);
+        self.row_key_equals(&table, key);
         for filter in &plan.rules {
             self.push(" AND ");
             self.filter(filter, &table);
