@@ -30,17 +30,16 @@ pub fn document(
             "parameters": collection_parameters(schema, resource, limits),
             "responses": collection_responses(&resource.name),
         }});
-        let Some(key) = RowAddress::of(resource) else {
-            paths.insert(format!("/v1/{}", resource.name), collection);
-            continue;
-        };
-        let mut row = json!({ "get": {
-            "operationId": format!("get_{}", resource.name),
-            "summary": format!("One row of {} by {}", resource.name, key.names),
-            "tags": tag,
-            "parameters": row_parameters(schema, resource, &key),
-            "responses": single_responses(&resource.name, false),
-        }});
+        let key = RowAddress::of(resource);
+        let mut row = key.as_ref().map(|key| {
+            json!({ "get": {
+                "operationId": format!("get_{}", resource.name),
+                "summary": format!("One row of {} by {}", resource.name, key.names),
+                "tags": tag,
+                "parameters": row_parameters(schema, resource, key),
+                "responses": single_responses(&resource.name, false),
+            }})
+        });
         let methods = |method| may_write(&resource.name, method);
         if [
             WriteMethod::Post,
@@ -51,12 +50,16 @@ pub fn document(
         .into_iter()
         .any(methods)
         {
-            write_operations(resource, &key, &methods, &mut collection, &mut row);
+            let row = key.as_ref().zip(row.as_mut());
+            write_operations(resource, &methods, &mut collection, row);
             schemas.insert(format!("{}_input", resource.name), input_schema(resource));
             schemas.insert(format!("{}_update", resource.name), update_schema(resource));
             schemas.insert(format!("{}_patch", resource.name), patch_schema(resource));
         }
         paths.insert(format!("/v1/{}", resource.name), collection);
+        let (Some(key), Some(row)) = (key, row) else {
+            continue;
+        };
         paths.insert(format!("/v1/{}/{}", resource.name, key.template), row);
         for relation in &resource.relations {
             let target = schema
@@ -159,13 +162,13 @@ pub fn document(
     })
 }
 
-/// POST on the collection; PATCH, PUT and DELETE on the row: those granted.
+/// POST on the collection; PATCH, PUT and DELETE on the row (when rows
+/// have a key to address them by): those granted.
 fn write_operations(
     resource: &Resource,
-    key: &RowAddress,
     granted: &dyn Fn(WriteMethod) -> bool,
     collection: &mut Value,
-    row: &mut Value,
+    row: Option<(&RowAddress, &mut Value)>,
 ) {
     let name = &resource.name;
     let input = json!({ "$ref": format!("#/components/schemas/{name}_input") });
@@ -211,6 +214,9 @@ fn write_operations(
         "responses": post_responses,
         });
     }
+    let Some((key, row)) = row else {
+        return;
+    };
     for (method, summary, body_required) in [
         ("patch", "Change the fields given", true),
         (

@@ -17,7 +17,7 @@ use axum::response::IntoResponse;
 use brisk_query::canonical;
 use brisk_query::key::RowKey;
 use brisk_query::envelope::{self, Row};
-use brisk_query::schema::{Cardinality, Resource};
+use brisk_query::schema::{Cardinality, Resource, ResourceKind};
 use brisk_query::sql::render_write;
 use brisk_query::write::{
     Assignment, WriteAction, WriteMethod, WritePlan, WriteRequest, plan_write,
@@ -154,7 +154,18 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
         version,
         rows: Some(keys.clone()),
     }];
-    if matches!(plan.action, WriteAction::Delete { .. }) {
+    if resource.kind == ResourceKind::View {
+        // A write through a view changes the rows of the tables below it
+        // (which ones, INSTEAD OF triggers decide): every table counts as
+        // changed, and with them every view.
+        for table in state.schema.resources().filter(|r| r.kind == ResourceKind::Table) {
+            changes.push(Change {
+                table: table.name.clone(),
+                version,
+                rows: None,
+            });
+        }
+    } else if matches!(plan.action, WriteAction::Delete { .. }) {
         // A delete may cascade into the rows that referenced the deleted one.
         for relation in resource
             .relations
@@ -189,11 +200,16 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
             let body = envelope::single(Some(&rows[0].json));
             let etag = Etag::of_content(&body);
             let mut response = Response::new(Body::from(body));
-            response
-                .headers_mut()
-                .insert(header::ETAG, etag.identity_header());
+            let addressable = !plan.key.is_empty();
+            if addressable {
+                response
+                    .headers_mut()
+                    .insert(header::ETAG, etag.identity_header());
+            }
             if matches!(plan.action, WriteAction::Insert { .. }) {
                 *response.status_mut() = StatusCode::CREATED;
+            }
+            if matches!(plan.action, WriteAction::Insert { .. }) && addressable {
                 let location = canonical::route(&plan.resource, Some(key), None);
                 if let Ok(location) = HeaderValue::try_from(location) {
                     response.headers_mut().insert(header::LOCATION, location);
@@ -460,6 +476,12 @@ fn constraint_error(constraint: Constraint, state: &AppState, plan: &WritePlan) 
             format!(
                 "the row is still referenced by {}; change or delete those rows first",
                 constraint.constraint.as_deref().unwrap_or("other rows")
+            ),
+        ),
+        ConstraintKind::NotNull if list.is_empty() => (
+            Problem::ConstraintViolation,
+            format!(
+                "the database requires a value for a column that {table} does not show, so this row cannot be written through {table}"
             ),
         ),
         ConstraintKind::NotNull => (

@@ -13,7 +13,7 @@ use anyhow::Context;
 use brisk_query::Sql;
 use brisk_query::envelope::Row;
 use brisk_query::rows::{self, Budget, Cell, EmbedShape, Related, Rows};
-use brisk_query::schema::{Column, ColumnKind, ForeignKey, Resource, ResourceKind};
+use brisk_query::schema::{Column, ColumnKind, ForeignKey, Resource, ResourceKind, Writable};
 use brisk_query::sql::{EmbedQuery, ReadSql, WriteSql, take_rows};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use std::str::FromStr;
@@ -575,7 +575,9 @@ SELECT c.relname, c.relkind::text, a.attname, a.attnotnull,
        a.attgenerated <> '' OR a.attidentity = 'a', a.atttypmod,
        ARRAY(SELECT e.enumlabel::text FROM pg_enum e
              WHERE e.enumtypid = coalesce(bt.oid, t.oid) ORDER BY e.enumsortorder),
-       et.typname, et.typtype::text
+       et.typname, et.typtype::text,
+       CASE WHEN c.relkind IN ('r', 'p') THEN 28
+            ELSE pg_relation_is_updatable(c.oid::regclass, true) END
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -594,6 +596,33 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey)
 WHERE i.indisprimary AND n.nspname = $1
 ORDER BY c.relname, array_position(i.indkey::int2[], a.attnum)";
+
+/// The key of a view that reads one table and shows that table's primary
+/// key columns under their own names, updatable: rows of such a view are
+/// rows of the table, so the table's key addresses them. (A key column
+/// renamed in the view is not recognised; the view then takes POST only.)
+const VIEW_KEYS: &str = "
+SELECT u.view_name::text, k.column_name::text,
+       (SELECT count(*) FROM information_schema.key_column_usage all_k
+        WHERE all_k.constraint_schema = t.constraint_schema
+          AND all_k.constraint_name = t.constraint_name)
+FROM information_schema.view_table_usage u
+JOIN information_schema.table_constraints t
+  ON t.table_schema = u.table_schema AND t.table_name = u.table_name
+ AND t.constraint_type = 'PRIMARY KEY'
+JOIN information_schema.key_column_usage k
+  ON k.constraint_schema = t.constraint_schema AND k.constraint_name = t.constraint_name
+JOIN information_schema.view_column_usage used
+  ON used.view_schema = u.view_schema AND used.view_name = u.view_name
+ AND used.table_schema = u.table_schema AND used.table_name = u.table_name
+ AND used.column_name = k.column_name
+JOIN information_schema.columns shown
+  ON shown.table_schema = u.view_schema AND shown.table_name = u.view_name
+ AND shown.column_name = k.column_name AND shown.is_updatable = 'YES'
+WHERE u.view_schema = $1
+  AND (SELECT count(*) FROM information_schema.view_table_usage other
+       WHERE other.view_schema = u.view_schema AND other.view_name = u.view_name) = 1
+ORDER BY u.view_name, k.ordinal_position";
 
 const FOREIGN_KEYS: &str = "
 SELECT c.relname, a.attname, rc.relname, ra.attname
@@ -666,24 +695,48 @@ async fn introspect(client: &Object, schema: &str) -> anyhow::Result<Introspecti
         };
         match resources.last_mut() {
             Some(last) if last.name == table => last.columns.push(column),
-            _ => resources.push(Resource {
-                name: table,
-                kind: if matches!(relkind.as_str(), "v" | "m") {
-                    ResourceKind::View
-                } else {
-                    ResourceKind::Table
-                },
-                columns: vec![column],
-                primary_key: Vec::new(),
-                relations: Vec::new(),
-                insertable: true,
-            }),
+            _ => {
+                // pg_relation_is_updatable: 1 << CMD_UPDATE (2), CMD_INSERT (3), CMD_DELETE (4)
+                let events: i32 = row.get(14);
+                resources.push(Resource {
+                    name: table,
+                    kind: if matches!(relkind.as_str(), "v" | "m") {
+                        ResourceKind::View
+                    } else {
+                        ResourceKind::Table
+                    },
+                    columns: vec![column],
+                    primary_key: Vec::new(),
+                    relations: Vec::new(),
+                    insertable: true,
+                    writable: Writable {
+                        update: events & 4 != 0,
+                        insert: events & 8 != 0,
+                        delete: events & 16 != 0,
+                    },
+                })
+            }
         }
     }
     for row in client.query(PRIMARY_KEYS, &[&schema]).await? {
         let table: String = row.get(0);
         if let Some(resource) = resources.iter_mut().find(|r| r.name == table) {
             resource.primary_key.push(row.get(1));
+        }
+    }
+    let mut view_keys: std::collections::BTreeMap<String, (Vec<String>, i64)> =
+        std::collections::BTreeMap::new();
+    for row in client.query(VIEW_KEYS, &[&schema]).await? {
+        let entry = view_keys.entry(row.get(0)).or_default();
+        entry.0.push(row.get(1));
+        entry.1 = row.get(2);
+    }
+    for (view, (key, size)) in view_keys {
+        let resource = resources.iter_mut().find(|r| r.name == view);
+        if let Some(resource) = resource.filter(|r| r.writable != Writable::NONE)
+            && key.len() as i64 == size
+        {
+            resource.primary_key = key;
         }
     }
     let foreign_keys = client

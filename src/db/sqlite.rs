@@ -19,7 +19,7 @@ use brisk_query::SqlValue;
 use brisk_query::envelope::Row;
 use brisk_query::rows::Exceeded;
 use brisk_query::rows::{self, Cell, Rows};
-use brisk_query::schema::{Column, ColumnKind, ForeignKey, Resource, ResourceKind};
+use brisk_query::schema::{Column, ColumnKind, ForeignKey, Resource, ResourceKind, Writable};
 use brisk_query::sql::{ReadSql, WriteSql, fetch_related, take_rows};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, params_from_iter};
@@ -651,9 +651,10 @@ fn introspect(c: &Connection) -> Result<Introspection, rusqlite::Error> {
                 referenced_column,
             });
         }
+        let view = kind == "view";
         resources.push(Resource {
             name,
-            kind: if kind == "view" {
+            kind: if view {
                 ResourceKind::View
             } else {
                 ResourceKind::Table
@@ -662,6 +663,9 @@ fn introspect(c: &Connection) -> Result<Introspection, rusqlite::Error> {
             primary_key: primary_key.into_iter().map(|(_, c)| c).collect(),
             relations: Vec::new(),
             insertable: true,
+            // SQLite writes views only through INSTEAD OF triggers, which
+            // brisk does not read
+            writable: if view { Writable::NONE } else { Writable::ALL },
         });
     }
     Ok(Introspection {

@@ -6,7 +6,7 @@ use crate::support::*;
 use serde_json::json;
 
 const EXTRA_SQL: &str = "
-    CREATE VIEW big_orders AS SELECT id, user_id, total FROM orders WHERE total > 500;
+    CREATE VIEW big_orders AS SELECT DISTINCT id, user_id, total FROM orders WHERE total > 500;
     CREATE TABLE events (kind TEXT NOT NULL, n INTEGER NOT NULL);
     INSERT INTO events VALUES ('a', 1), ('a', 1), ('b', 2), ('c', 3);
 ";
@@ -129,11 +129,22 @@ on_both! {
         };
         assert_eq!(allow("OPTIONS", "/v1/products").await.0, "GET, HEAD, POST");
         assert_eq!(allow("OPTIONS", "/v1/products/1").await.0, "GET, HEAD, PATCH, PUT, DELETE");
+        // DISTINCT: not a view PostgreSQL can update (see
+        // a_postgres_view_the_database_can_update_is_written for one it can)
         let (view, detail) = allow("POST", "/v1/big_orders").await;
         assert_eq!(view, "GET, HEAD");
-        assert!(detail.contains("is a view"), "{detail}");
+        assert!(detail.contains("is a view the database cannot write through"), "{detail}");
         assert_eq!(allow("OPTIONS", "/v1/big_orders").await.0, "GET, HEAD");
-        let (keyless, detail) = allow("POST", "/v1/events").await;
+        // a keyless table takes new rows, which have no URL to change them by
+        assert_eq!(allow("OPTIONS", "/v1/events").await.0, "GET, HEAD, POST");
+        let created = fx.send("POST", "/v1/events", r#"{"kind":"d","n":4}"#, &[]).await;
+        assert_eq!(created.status(), 201);
+        assert!(header(&created, "location").is_none() && header(&created, "etag").is_none());
+        let created: serde_json::Value = created.json().await.unwrap();
+        assert_eq!(created["data"], json!({"kind": "d", "n": 4}));
+        assert_eq!(fx.sql_column("SELECT n FROM events WHERE kind = 'd'").await, [json!(4)]);
+        assert_eq!(fx.data("/v1/events?kind=d").await, [json!({"kind": "d", "n": 4})], "the cached page is stale after the write");
+        let (keyless, detail) = allow("PATCH", "/v1/events/1").await;
         assert_eq!(keyless, "GET, HEAD");
         assert!(detail.contains("no primary key"), "{detail}");
         // users' email is required and hidden: rows cannot be created, and
@@ -146,9 +157,82 @@ on_both! {
         let document = fx.json("/v1/openapi.json", 200).await;
         assert!(document["paths"]["/v1/users"].get("post").is_none());
         assert!(document["paths"]["/v1/users/{id}"].get("patch").is_some());
-        assert!(document["paths"]["/v1/big_orders"].get("post").is_none());
         assert!(document["paths"]["/v1/products"].get("post").is_some());
+        assert!(document["paths"]["/v1/events"].get("post").is_some());
+        assert!(document["paths"].get("/v1/events/{id}").is_none());
     }
+}
+
+/// A view PostgreSQL can update is written through, by the key of the
+/// table below it; the table's cached answers are stale after the write. A
+/// view over a join takes no writes, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_view_the_database_can_update_is_written() {
+    let Some(url) = tokio::task::spawn_blocking(|| throwaway_postgres("view_writes"))
+        .await
+        .unwrap()
+    else {
+        skipped("writes through PostgreSQL views");
+        return;
+    };
+    load_small_shop(Backend::Postgres, &url).await;
+    execute(
+        Backend::Postgres,
+        &url,
+        "CREATE VIEW paid_orders AS SELECT id, user_id, status, total, created_at, updated_at FROM orders WHERE status = 'paid';
+         CREATE VIEW order_users AS SELECT o.id, u.name FROM orders o JOIN users u ON u.id = o.user_id;",
+    )
+    .await;
+    let fx = Fixture::serve(Backend::Postgres, &url, |c| c.writes = true).await;
+    let options = |path: &'static str| {
+        let fx = &fx;
+        async move {
+            let response = fx.client.request(reqwest::Method::OPTIONS, fx.url(path)).send().await.unwrap();
+            header(&response, "allow").unwrap_or_default()
+        }
+    };
+    assert_eq!(options("/v1/paid_orders").await, "GET, HEAD, POST");
+    assert_eq!(options("/v1/paid_orders/1").await, "GET, HEAD, PATCH, PUT, DELETE");
+    assert_eq!(options("/v1/order_users").await, "GET, HEAD");
+    let refused = fx.send("POST", "/v1/order_users", r#"{"name":"x"}"#, &[]).await;
+    assert_eq!(refused.status(), 405);
+    let refused: serde_json::Value = refused.json().await.unwrap();
+    assert!(refused["detail"].as_str().unwrap().contains("cannot write through"), "{refused}");
+    let document = fx.json("/v1/openapi.json", 200).await;
+    assert!(document["paths"]["/v1/paid_orders/{id}"]["patch"].is_object());
+    assert!(document["paths"].get("/v1/order_users/{id}").is_none());
+
+    let id = fx.sql_column("SELECT min(id) AS id FROM orders WHERE status = 'paid'").await[0].clone();
+    let through_table = format!("/v1/orders/{id}");
+    let before = fx.json(&through_table, 200).await;
+    let patched = fx.send("PATCH", &format!("/v1/paid_orders/{id}"), r#"{"total":"1234.50"}"#, &[]).await;
+    assert_eq!(patched.status(), 200);
+    let stored = fx.sql_column(&format!("SELECT total::text AS total FROM orders WHERE id = {id}")).await;
+    assert_eq!(stored, [json!("1234.50")]);
+    let after = fx.json(&through_table, 200).await;
+    assert_ne!(before["data"]["total"], after["data"]["total"]);
+    assert_eq!(after["data"]["total"], json!(1234.5), "the table's cached row is stale after a write through the view");
+
+    let created = fx
+        .send("POST", "/v1/paid_orders", &format!(r#"{{"user_id":1,"status":"paid","total":"5.00","created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}}"#), &[])
+        .await;
+    assert_eq!(created.status(), 201);
+    let location = header(&created, "location").unwrap();
+    assert!(location.starts_with("/v1/paid_orders/"), "{location}");
+    let new_id = location.rsplit('/').next().unwrap().to_string();
+    assert_eq!(fx.sql_column(&format!("SELECT status FROM orders WHERE id = {new_id}")).await, [json!("paid")]);
+    let deleted = fx.send("DELETE", &location, "", &[]).await;
+    assert_eq!(deleted.status(), 204);
+    assert!(fx.sql_column(&format!("SELECT id FROM orders WHERE id = {new_id}")).await.is_empty());
+    // a view that leaves out a column its table requires
+    execute(Backend::Postgres, &url, "CREATE VIEW order_totals AS SELECT id, total FROM orders").await;
+    let fx = Fixture::serve(Backend::Postgres, &url, |c| c.writes = true).await;
+    let refused = fx.send("POST", "/v1/order_totals", r#"{"total":"1.00"}"#, &[]).await;
+    assert_eq!(refused.status(), 422);
+    let refused: serde_json::Value = refused.json().await.unwrap();
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(detail.contains("a column that order_totals does not show") && !detail.contains("user_id"), "{detail}");
+    fx.json(&format!("/v1/orders/{new_id}"), 404).await;
 }
 
 /// A schema other than `public`, with a space in its name and a decoy

@@ -401,30 +401,31 @@ pub fn temp_sqlite(tag: &str) -> String {
 }
 
 pub async fn writable_shop(backend: Backend, tag: &str) -> String {
+    let url = match backend {
+        Backend::Sqlite => temp_sqlite(tag),
+        Backend::Postgres => {
+            let tag = tag.to_string();
+            tokio::task::spawn_blocking(move || throwaway_postgres(&tag))
+                .await
+                .unwrap()
+                .expect("PostgreSQL is reachable")
+        }
+    };
+    load_small_shop(backend, &url).await;
+    url
+}
+
+/// Loads the small demo shop (scale 0.01) into `url`.
+pub async fn load_small_shop(backend: Backend, url: &str) {
     let spec = DemoSpec {
         scale: 0.01,
         seed: 11,
     };
-    match backend {
-        Backend::Sqlite => {
-            let path = temp_sqlite(tag);
-            dataset::load(Target::Sqlite(path.as_ref()), spec, true)
-                .await
-                .unwrap();
-            path
-        }
-        Backend::Postgres => {
-            let tag = tag.to_string();
-            let url = tokio::task::spawn_blocking(move || throwaway_postgres(&tag))
-                .await
-                .unwrap()
-                .expect("PostgreSQL is reachable");
-            dataset::load(Target::Postgres(&url), spec, true)
-                .await
-                .unwrap();
-            url
-        }
-    }
+    let target = match backend {
+        Backend::Sqlite => Target::Sqlite(url.as_ref()),
+        Backend::Postgres => Target::Postgres(url),
+    };
+    dataset::load(target, spec, true).await.unwrap();
 }
 
 /// Runs SQL statements directly on a database (to set up what brisk

@@ -139,6 +139,7 @@ mod tests {
             primary_key: vec!["a".into(), "b".into()],
             relations: Vec::new(),
             insertable: true,
+            writable: crate::schema::Writable::ALL,
         }
     }
 

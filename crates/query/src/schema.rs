@@ -23,12 +23,46 @@ pub struct Resource {
     /// Whether rows can be created: false once a column an insert needs
     /// (NOT NULL, no default) is not served.
     pub insertable: bool,
+    /// What the database lets a write do to its rows.
+    pub writable: Writable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResourceKind {
     Table,
     View,
+}
+
+/// What the database can do to a resource's rows: everything for a table;
+/// for a view, what PostgreSQL reports (`pg_relation_is_updatable`: a
+/// simple one-table view, or one with `INSTEAD OF` triggers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Writable {
+    pub insert: bool,
+    pub update: bool,
+    pub delete: bool,
+}
+
+impl Writable {
+    pub const ALL: Writable = Writable {
+        insert: true,
+        update: true,
+        delete: true,
+    };
+    pub const NONE: Writable = Writable {
+        insert: false,
+        update: false,
+        delete: false,
+    };
+
+    pub fn allows(self, method: crate::write::WriteMethod) -> bool {
+        use crate::write::WriteMethod::*;
+        match method {
+            Post => self.insert,
+            Patch | Put => self.update,
+            Delete => self.delete,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -305,13 +339,17 @@ impl Resource {
         self.relations.iter().find(|r| r.name == name)
     }
 
-    /// Whether brisk writes it with `method`: tables with a primary key
-    /// (one column or several), and POST only when every column an insert
-    /// needs is served.
+    /// Whether brisk writes it with `method`: what the database can do to
+    /// it; POST only when every column an insert needs is served, and the
+    /// methods on one row only when rows have a key (one column or several)
+    /// to address them by.
     pub fn accepts(&self, method: crate::write::WriteMethod) -> bool {
-        self.kind == ResourceKind::Table
-            && crate::key::key_columns(self).is_ok()
-            && (method != crate::write::WriteMethod::Post || self.insertable)
+        self.writable.allows(method)
+            && if method == crate::write::WriteMethod::Post {
+                self.insertable
+            } else {
+                crate::key::key_columns(self).is_ok()
+            }
     }
 
     /// Why it does not take `method`, in words a client can act on (never
@@ -321,10 +359,23 @@ impl Resource {
             return None;
         }
         let name = &self.name;
-        Some(if self.kind == ResourceKind::View {
-            format!("{name} is a view, which brisk serves read-only")
-        } else if crate::key::key_columns(self).is_err() {
-            format!("{name} has no primary key, so brisk serves it read-only")
+        Some(if self.writable == Writable::NONE {
+            format!(
+                "{name} is a view the database cannot write through (PostgreSQL can: one-table views, and views with INSTEAD OF triggers), so brisk serves it read-only"
+            )
+        } else if !self.writable.allows(method) {
+            format!(
+                "{name} is a view the database cannot {} through",
+                match method {
+                    crate::write::WriteMethod::Post => "insert",
+                    crate::write::WriteMethod::Delete => "delete",
+                    _ => "update",
+                }
+            )
+        } else if method != crate::write::WriteMethod::Post {
+            format!(
+                "{name} has no primary key, so its rows have no URL to change them by; brisk only adds rows to it (POST)"
+            )
         } else {
             format!(
                 "{name} has a required column this server does not serve, so rows cannot be created through the API"
@@ -382,6 +433,7 @@ pub(crate) mod fixtures {
             primary_key: vec!["id".into()],
             relations: vec![],
             insertable: true,
+            writable: Writable::ALL,
         }
     }
 

@@ -104,7 +104,10 @@ pub fn plan_write(schema: &Schema, request: &WriteRequest<'_>) -> Result<WritePl
     if let Some(refusal) = resource.refusal(request.method) {
         return Err(QueryError::new(ErrorKind::NotFound, "resource", refusal).into());
     }
-    let key: Vec<Column> = key_columns(resource)?.into_iter().cloned().collect();
+    // empty for a keyless table or view, which takes POST only (refused above otherwise)
+    let key: Vec<Column> = key_columns(resource)
+        .map(|key| key.into_iter().cloned().collect())
+        .unwrap_or_default();
     let id = match request.id {
         Some(id) => Some(RowKey::parse(resource, id)?),
         None => None,
