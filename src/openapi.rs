@@ -374,8 +374,8 @@ fn value_schema(column: &Column) -> Value {
         ColumnKind::Uuid => ("string", Some("uuid")),
         ColumnKind::Blob => ("string", Some("byte")),
         // PostgreSQL renders any other type as its text
-        ColumnKind::Other if postgres => ("string", None),
-        ColumnKind::Json | ColumnKind::Array | ColumnKind::Other => {
+        ColumnKind::Other | ColumnKind::Range if postgres => ("string", None),
+        ColumnKind::Json | ColumnKind::Array | ColumnKind::Other | ColumnKind::Range => {
             return json!({ "description": column.db_type });
         }
     };
@@ -418,7 +418,7 @@ fn value_schema(column: &Column) -> Value {
             schema.insert("maxLength".into(), json!(max));
         }
     }
-    if column.kind == ColumnKind::Other {
+    if matches!(column.kind, ColumnKind::Other | ColumnKind::Range) {
         schema.insert(
             "description".into(),
             json!(format!("{}, as PostgreSQL writes it", column.db_type)),
@@ -467,9 +467,7 @@ struct RowAddress {
 impl RowAddress {
     fn of(resource: &Resource) -> Option<RowAddress> {
         let columns = brisk_query::key::key_columns(resource).ok()?;
-        let parameter = |name: &str, column: &Column| {
-            json!({ "name": name, "in": "path", "required": true, "description": format!("the {}", column.name), "schema": column_schema(&Column { nullable: false, ..column.clone() }) })
-        };
+        let parameter = |name: &str, column: &Column| json!({ "name": name, "in": "path", "required": true, "description": format!("the {}", column.name), "schema": column_schema(&Column { nullable: false, ..column.clone() }) });
         let names = columns
             .iter()
             .map(|c| c.name.as_str())
@@ -634,6 +632,25 @@ fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) 
                     ),
                     json!({ "type": "string", "minLength": 1 }),
                 ),
+                _ if column.kind == ColumnKind::Range && operator.takes_range() => (
+                    format!("{}[{}]", column.name, operator.name()),
+                    format!(
+                        "A range literal of {} ([1,10), (2024-01-01,2024-02-01], empty){}: rows whose range {}.",
+                        column.db_type,
+                        if operator == Operator::Cs { ", or one value" } else { "" },
+                        match operator {
+                            Operator::Cs => "contains it (@>)",
+                            Operator::Cd => "is contained by it (<@)",
+                            Operator::Ov => "overlaps it (&&)",
+                            Operator::Sl => "is strictly left of it (<<)",
+                            Operator::Sr => "is strictly right of it (>>)",
+                            Operator::Nxr => "does not extend to the right of it (&<)",
+                            Operator::Nxl => "does not extend to the left of it (&>)",
+                            _ => "is adjacent to it (-|-)",
+                        }
+                    ),
+                    json!({ "type": "string", "minLength": 1 }),
+                ),
                 Operator::Cs | Operator::Cd | Operator::Ov => (
                     format!("{}[{}]", column.name, operator.name()),
                     format!(
@@ -695,7 +712,11 @@ fn operator_applies(operator: Operator, column: &Column) -> bool {
         Operator::Null => true,
         Operator::Like | Operator::Ilike => kind.is_textual(),
         Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte => kind.is_ordered(),
-        Operator::Cs | Operator::Cd | Operator::Ov => kind == ColumnKind::Array,
+        Operator::Cs | Operator::Cd | Operator::Ov => {
+            matches!(kind, ColumnKind::Array | ColumnKind::Range)
+        }
+        _ if kind == ColumnKind::Range => operator.takes_range() || kind.is_comparable(),
+        Operator::Sl | Operator::Sr | Operator::Nxr | Operator::Nxl | Operator::Adj => false,
         _ => kind.is_comparable(),
     }
 }

@@ -247,19 +247,24 @@ fn database_error(state: &AppState, plan: &ReadPlan, error: DbError) -> ApiError
     }
 }
 
-/// The filter that carried the value the database refused.
+/// The filter that carried the value the database refused: the one that
+/// is that value, else one that holds it (PostgreSQL quotes the bad bound
+/// of a range literal, not the literal).
 fn refused_filter<'a>(plan: &'a ReadPlan, message: &str) -> Option<&'a Filter> {
     let value = refused_value(message)?;
     let filters = match plan {
         ReadPlan::Collection(collection) => collection.filters.as_slice(),
         ReadPlan::Single(_) => &[],
     };
-    filters.iter().find(|filter| {
-        filter
-            .values
-            .iter()
-            .any(|v| v.as_text().as_deref() == Some(value))
-    })
+    let carries = |holds: &dyn Fn(&str) -> bool| {
+        filters.iter().find(|filter| {
+            filter
+                .values
+                .iter()
+                .any(|v| v.as_text().is_some_and(|text| holds(&text)))
+        })
+    };
+    carries(&|text| text == value).or_else(|| carries(&|text| text.contains(value)))
 }
 
 /// A body that holds exactly its bytes: cached answers are weighed by

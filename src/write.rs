@@ -15,8 +15,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use brisk_query::canonical;
-use brisk_query::key::RowKey;
 use brisk_query::envelope::{self, Row};
+use brisk_query::key::RowKey;
 use brisk_query::schema::{Cardinality, Resource, ResourceKind};
 use brisk_query::sql::render_write;
 use brisk_query::write::{
@@ -158,7 +158,11 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
         // A write through a view changes the rows of the tables below it
         // (which ones, INSTEAD OF triggers decide): every table counts as
         // changed, and with them every view.
-        for table in state.schema.resources().filter(|r| r.kind == ResourceKind::Table) {
+        for table in state
+            .schema
+            .resources()
+            .filter(|r| r.kind == ResourceKind::Table)
+        {
             changes.push(Change {
                 table: table.name.clone(),
                 version,
@@ -281,10 +285,7 @@ impl Preconditions {
 }
 
 fn precondition_failed(plan: &WritePlan, preconditions: &Preconditions) -> ApiError {
-    let key = plan
-        .target_key()
-        .map(RowKey::text)
-        .unwrap_or_default();
+    let key = plan.target_key().map(RowKey::text).unwrap_or_default();
     let table = &plan.resource;
     let detail = if Preconditions::star(&preconditions.if_match) {
         "If-Match: * requires the row to exist, and it does not".to_string()

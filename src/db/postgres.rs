@@ -757,6 +757,9 @@ async fn introspect(client: &Object, schema: &str) -> anyhow::Result<Introspecti
 }
 
 fn kind_of(base_type: &str, type_kind: &str) -> ColumnKind {
+    if matches!(type_kind, "r" | "m") {
+        return ColumnKind::Range;
+    }
     match base_type {
         "int2" | "int4" | "int8" => ColumnKind::Integer,
         "float4" | "float8" => ColumnKind::Real,

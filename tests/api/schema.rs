@@ -187,51 +187,103 @@ async fn a_postgres_view_the_database_can_update_is_written() {
     let options = |path: &'static str| {
         let fx = &fx;
         async move {
-            let response = fx.client.request(reqwest::Method::OPTIONS, fx.url(path)).send().await.unwrap();
+            let response = fx
+                .client
+                .request(reqwest::Method::OPTIONS, fx.url(path))
+                .send()
+                .await
+                .unwrap();
             header(&response, "allow").unwrap_or_default()
         }
     };
     assert_eq!(options("/v1/paid_orders").await, "GET, HEAD, POST");
-    assert_eq!(options("/v1/paid_orders/1").await, "GET, HEAD, PATCH, PUT, DELETE");
+    assert_eq!(
+        options("/v1/paid_orders/1").await,
+        "GET, HEAD, PATCH, PUT, DELETE"
+    );
     assert_eq!(options("/v1/order_users").await, "GET, HEAD");
-    let refused = fx.send("POST", "/v1/order_users", r#"{"name":"x"}"#, &[]).await;
+    let refused = fx
+        .send("POST", "/v1/order_users", r#"{"name":"x"}"#, &[])
+        .await;
     assert_eq!(refused.status(), 405);
     let refused: serde_json::Value = refused.json().await.unwrap();
-    assert!(refused["detail"].as_str().unwrap().contains("cannot write through"), "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cannot write through"),
+        "{refused}"
+    );
     let document = fx.json("/v1/openapi.json", 200).await;
     assert!(document["paths"]["/v1/paid_orders/{id}"]["patch"].is_object());
     assert!(document["paths"].get("/v1/order_users/{id}").is_none());
 
-    let id = fx.sql_column("SELECT min(id) AS id FROM orders WHERE status = 'paid'").await[0].clone();
+    let id = fx
+        .sql_column("SELECT min(id) AS id FROM orders WHERE status = 'paid'")
+        .await[0]
+        .clone();
     let through_table = format!("/v1/orders/{id}");
     let before = fx.json(&through_table, 200).await;
-    let patched = fx.send("PATCH", &format!("/v1/paid_orders/{id}"), r#"{"total":"1234.50"}"#, &[]).await;
+    let patched = fx
+        .send(
+            "PATCH",
+            &format!("/v1/paid_orders/{id}"),
+            r#"{"total":"1234.50"}"#,
+            &[],
+        )
+        .await;
     assert_eq!(patched.status(), 200);
-    let stored = fx.sql_column(&format!("SELECT total::text AS total FROM orders WHERE id = {id}")).await;
+    let stored = fx
+        .sql_column(&format!(
+            "SELECT total::text AS total FROM orders WHERE id = {id}"
+        ))
+        .await;
     assert_eq!(stored, [json!("1234.50")]);
     let after = fx.json(&through_table, 200).await;
     assert_ne!(before["data"]["total"], after["data"]["total"]);
-    assert_eq!(after["data"]["total"], json!(1234.5), "the table's cached row is stale after a write through the view");
+    assert_eq!(
+        after["data"]["total"],
+        json!(1234.5),
+        "the table's cached row is stale after a write through the view"
+    );
 
     let created = fx
-        .send("POST", "/v1/paid_orders", &format!(r#"{{"user_id":1,"status":"paid","total":"5.00","created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}}"#), &[])
+        .send("POST", "/v1/paid_orders", r#"{"user_id":1,"status":"paid","total":"5.00","created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}"#, &[])
         .await;
     assert_eq!(created.status(), 201);
     let location = header(&created, "location").unwrap();
     assert!(location.starts_with("/v1/paid_orders/"), "{location}");
     let new_id = location.rsplit('/').next().unwrap().to_string();
-    assert_eq!(fx.sql_column(&format!("SELECT status FROM orders WHERE id = {new_id}")).await, [json!("paid")]);
+    assert_eq!(
+        fx.sql_column(&format!("SELECT status FROM orders WHERE id = {new_id}"))
+            .await,
+        [json!("paid")]
+    );
     let deleted = fx.send("DELETE", &location, "", &[]).await;
     assert_eq!(deleted.status(), 204);
-    assert!(fx.sql_column(&format!("SELECT id FROM orders WHERE id = {new_id}")).await.is_empty());
+    assert!(
+        fx.sql_column(&format!("SELECT id FROM orders WHERE id = {new_id}"))
+            .await
+            .is_empty()
+    );
     // a view that leaves out a column its table requires
-    execute(Backend::Postgres, &url, "CREATE VIEW order_totals AS SELECT id, total FROM orders").await;
+    execute(
+        Backend::Postgres,
+        &url,
+        "CREATE VIEW order_totals AS SELECT id, total FROM orders",
+    )
+    .await;
     let fx = Fixture::serve(Backend::Postgres, &url, |c| c.writes = true).await;
-    let refused = fx.send("POST", "/v1/order_totals", r#"{"total":"1.00"}"#, &[]).await;
+    let refused = fx
+        .send("POST", "/v1/order_totals", r#"{"total":"1.00"}"#, &[])
+        .await;
     assert_eq!(refused.status(), 422);
     let refused: serde_json::Value = refused.json().await.unwrap();
     let detail = refused["detail"].as_str().unwrap();
-    assert!(detail.contains("a column that order_totals does not show") && !detail.contains("user_id"), "{detail}");
+    assert!(
+        detail.contains("a column that order_totals does not show") && !detail.contains("user_id"),
+        "{detail}"
+    );
     fx.json(&format!("/v1/orders/{new_id}"), 404).await;
 }
 

@@ -500,3 +500,122 @@ async fn sqlite_json_key_paths_filter() {
     )
     .await;
 }
+
+/// Range columns (int4range, numrange, daterange, tstzrange, a multirange):
+/// every range operator finds the rows SQL's own operator finds, `cs` takes
+/// one element too, and a literal PostgreSQL cannot read is a 400 naming
+/// the parameter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_range_operators_find_what_sql_finds() {
+    let Some(url) = tokio::task::spawn_blocking(|| throwaway_postgres("ranges"))
+        .await
+        .unwrap()
+    else {
+        skipped("PostgreSQL ranges");
+        return;
+    };
+    execute(
+        Backend::Postgres,
+        &url,
+        r#"CREATE TABLE bookings (id serial PRIMARY KEY, seats int4range, price numrange,
+               days daterange, slot tstzrange, spans int4multirange);
+           INSERT INTO bookings (seats, price, days, slot, spans) VALUES
+             ('[1,5)', '[10.5,20]', '[2024-01-01,2024-01-10)', '[2024-01-01 10:00+00,2024-01-01 12:00+00)', '{[1,3),[7,9)}'),
+             ('[5,9)', '(20,30)', '[2024-01-10,2024-01-20)', '[2024-01-01 12:00+00,2024-01-01 14:00+00)', '{[2,4)}'),
+             ('[3,4]', 'empty', '[2024-02-01,)', '(,2024-01-01 09:00+00]', '{}'),
+             (NULL, NULL, NULL, NULL, NULL);"#,
+    )
+    .await;
+    let fx = Fixture::serve(Backend::Postgres, &url, |_| {}).await;
+    let first = fx.json("/v1/bookings/1", 200).await;
+    assert_eq!(first["data"]["seats"], "[1,5)");
+    assert_eq!(first["data"]["spans"], "{[1,3),[7,9)}");
+    // %2B: a plus sign in a query is a space
+    let cases = [
+        ("seats", "cs", "4", "seats @> 4"),
+        ("seats", "cs", "[2,3]", "seats @> '[2,3]'::int4range"),
+        ("seats", "cd", "[0,6)", "seats <@ '[0,6)'::int4range"),
+        ("seats", "ov", "[4,6)", "seats && '[4,6)'::int4range"),
+        ("seats", "sl", "[5,10)", "seats << '[5,10)'::int4range"),
+        ("seats", "sr", "(,3)", "seats >> '(,3)'::int4range"),
+        ("seats", "nxr", "[0,5)", "seats &< '[0,5)'::int4range"),
+        ("seats", "nxl", "[3,10)", "seats &> '[3,10)'::int4range"),
+        ("seats", "adj", "[9,12)", "seats -|- '[9,12)'::int4range"),
+        ("seats", "eq", "[3,5)", "seats = '[3,5)'::int4range"),
+        ("seats", "gt", "[2,3)", "seats > '[2,3)'::int4range"),
+        ("price", "cs", "20", "price @> 20::numeric"),
+        ("price", "ov", "empty", "price && 'empty'::numrange"),
+        ("days", "cs", "2024-01-15", "days @> '2024-01-15'::date"),
+        (
+            "days",
+            "ov",
+            "[2024-01-05,2024-01-12)",
+            "days && '[2024-01-05,2024-01-12)'::daterange",
+        ),
+        (
+            "slot",
+            "cs",
+            "2024-01-01T11:00:00Z",
+            "slot @> '2024-01-01T11:00:00Z'::timestamptz",
+        ),
+        (
+            "slot",
+            "sl",
+            "[2024-01-01 12:00%2B00,)",
+            "slot << '[2024-01-01 12:00+00,)'::tstzrange",
+        ),
+        ("spans", "cs", "8", "spans @> 8"),
+        ("spans", "ov", "[3,8)", "spans && '{[3,8)}'::int4multirange"),
+        (
+            "spans",
+            "ov",
+            "{[0,1),[3,4)}",
+            "spans && '{[0,1),[3,4)}'::int4multirange",
+        ),
+    ];
+    for (column, operator, value, condition) in cases {
+        let want = fx
+            .sql_column(&format!(
+                "SELECT id FROM bookings WHERE {condition} ORDER BY id"
+            ))
+            .await;
+        let got: Vec<Value> = fx
+            .data(&format!(
+                "/v1/bookings?{column}[{operator}]={value}&sort=id"
+            ))
+            .await
+            .iter()
+            .map(|row| row["id"].clone())
+            .collect();
+        assert_eq!(got, want, "{column}[{operator}]={value} vs {condition}");
+    }
+    let bad = fx.json("/v1/bookings?seats[ov]=[1,x)", 400).await;
+    assert_eq!(bad["errors"][0]["parameter"], "seats[ov]", "{bad}");
+    let element = fx.json("/v1/bookings?seats[ov]=4", 400).await;
+    assert!(
+        element["detail"]
+            .as_str()
+            .unwrap()
+            .contains("takes a range"),
+        "{element}"
+    );
+    let not_a_range = fx.json("/v1/bookings?id[adj]=[1,2)", 400).await;
+    assert!(
+        not_a_range["detail"]
+            .as_str()
+            .unwrap()
+            .contains("apply to ranges"),
+        "{not_a_range}"
+    );
+    let document = fx.json("/v1/openapi.json", 200).await;
+    let names: Vec<&str> = document["paths"]["/v1/bookings"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for name in ["seats[cs]", "seats[adj]", "slot[sl]", "spans[ov]"] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    assert!(!names.contains(&"id[adj]") && !names.contains(&"seats[like]"));
+}

@@ -68,17 +68,26 @@ pub enum Operator {
     Like,
     Ilike,
     Null,
-    /// Array contains (`@>`), is contained by (`<@`), overlaps (`&&`).
+    /// Array or range contains (`@>`), is contained by (`<@`), overlaps
+    /// (`&&`).
     Cs,
     Cd,
     Ov,
+    /// Ranges: strictly left of (`<<`), strictly right of (`>>`), does not
+    /// extend to the right of (`&<`), nor to the left of (`&>`), adjacent
+    /// to (`-|-`).
+    Sl,
+    Sr,
+    Nxr,
+    Nxl,
+    Adj,
     /// Full-text search: PostgreSQL `@@ websearch_to_tsquery`, SQLite FTS5
     /// `MATCH`, on columns marked [`Column::searchable`](crate::schema::Column).
     Fts,
 }
 
 impl Operator {
-    pub const ALL: [Operator; 15] = [
+    pub const ALL: [Operator; 20] = [
         Operator::Eq,
         Operator::Ne,
         Operator::Gt,
@@ -93,6 +102,11 @@ impl Operator {
         Operator::Cs,
         Operator::Cd,
         Operator::Ov,
+        Operator::Sl,
+        Operator::Sr,
+        Operator::Nxr,
+        Operator::Nxl,
+        Operator::Adj,
         Operator::Fts,
     ];
 
@@ -112,8 +126,28 @@ impl Operator {
             Operator::Cs => "cs",
             Operator::Cd => "cd",
             Operator::Ov => "ov",
+            Operator::Sl => "sl",
+            Operator::Sr => "sr",
+            Operator::Nxr => "nxr",
+            Operator::Nxl => "nxl",
+            Operator::Adj => "adj",
             Operator::Fts => "fts",
         }
+    }
+
+    /// Whether a range column takes it (with a range, or for `cs` an element).
+    pub fn takes_range(self) -> bool {
+        matches!(
+            self,
+            Operator::Cs
+                | Operator::Cd
+                | Operator::Ov
+                | Operator::Sl
+                | Operator::Sr
+                | Operator::Nxr
+                | Operator::Nxl
+                | Operator::Adj
+        )
     }
 
     pub fn from_name(name: &str) -> Option<Operator> {

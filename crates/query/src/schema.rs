@@ -141,6 +141,9 @@ pub enum ColumnKind {
     Blob,
     /// A PostgreSQL array: JSON arrays in and out; `cs`, `cd`, `ov` filters.
     Array,
+    /// A PostgreSQL range or multirange, in its own text form
+    /// (`[2024-01-01,2024-02-01)`); the range operators filter it.
+    Range,
     /// Anything else: compared as text, and the database checks the value.
     Other,
 }
@@ -179,6 +182,7 @@ impl ColumnKind {
             ColumnKind::Json => "JSON",
             ColumnKind::Blob => "binary",
             ColumnKind::Array => "array",
+            ColumnKind::Range => "range (as [lower,upper))",
         }
     }
 }

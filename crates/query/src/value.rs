@@ -87,7 +87,8 @@ pub fn parse_value(column: &Column, raw: &str) -> Result<SqlValue, String> {
         }
         ColumnKind::Numeric if is_decimal_number(raw) => Ok(SqlValue::Decimal(raw.to_string())),
         ColumnKind::Numeric => Err(expected()),
-        ColumnKind::Text => Ok(SqlValue::Text(raw.to_string())),
+        // PostgreSQL reads a range literal, and refuses a bad one naming the parameter
+        ColumnKind::Text | ColumnKind::Range => Ok(SqlValue::Text(raw.to_string())),
         // Untyped (SQLite view expressions) or exotic: numbers bind as numbers,
         // as SQLite's own numeric affinity would read them; PostgreSQL casts
         // the text either way.

@@ -5,8 +5,8 @@
 //! each with the JSON pointer of the field at fault.
 
 use crate::error::{ErrorKind, QueryError, QueryErrors, did_you_mean};
-use crate::schema::{Column, ColumnKind, Resource, Schema};
 use crate::key::{RowKey, key_columns};
+use crate::schema::{Column, ColumnKind, Resource, Schema};
 use crate::value::{SqlValue, parse_value};
 use serde_json::Value;
 
@@ -395,7 +395,9 @@ fn field_value(column: &Column, value: &Value) -> Result<SqlValue, String> {
                 .collect::<Result<Vec<_>, _>>()?;
             SqlValue::Text(crate::value::array_literal(&values))
         }
-        (ColumnKind::Other, Value::String(text)) => SqlValue::Text(text.clone()),
+        (ColumnKind::Other | ColumnKind::Range, Value::String(text)) => {
+            SqlValue::Text(text.clone())
+        }
         (ColumnKind::Other, Value::Number(n)) => SqlValue::Text(n.to_string()),
         (ColumnKind::Other, Value::Bool(b)) => SqlValue::Text(b.to_string()),
         (ColumnKind::Blob, Value::String(text)) => {
@@ -493,7 +495,11 @@ fn check_key_unchanged(url_key: &RowKey, set: &[Assignment]) -> Result<(), Query
                 format!(
                     "{} is {}the row's key ({}) and cannot change to {}",
                     key.name,
-                    if url_key.columns.len() == 1 { "" } else { "part of " },
+                    if url_key.columns.len() == 1 {
+                        ""
+                    } else {
+                        "part of "
+                    },
                     value.as_text().unwrap_or_default(),
                     a.value.as_text().unwrap_or_else(|| "null".into())
                 ),

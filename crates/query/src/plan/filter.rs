@@ -98,8 +98,14 @@ pub(super) fn plan_filter(
             }
             vec![SqlValue::Text(raw.value.clone())]
         }
+        _ if column.kind == ColumnKind::Range && raw.operator.takes_range() => {
+            vec![range_value(column, raw.operator, &raw.value).map_err(invalid)?]
+        }
+        Operator::Sl | Operator::Sr | Operator::Nxr | Operator::Nxl | Operator::Adj => {
+            return Err(unsupported("sl, sr, nxr, nxl and adj apply to ranges"));
+        }
         Operator::Cs | Operator::Cd | Operator::Ov if column.kind != ColumnKind::Array => {
-            return Err(unsupported("cs, cd and ov apply to arrays"));
+            return Err(unsupported("cs, cd and ov apply to arrays and ranges"));
         }
         Operator::Cs | Operator::Cd | Operator::Ov => {
             let items = split_list(&raw.value).map_err(|e| invalid(format!("bad list: {e}")))?;
@@ -258,6 +264,41 @@ fn plan_path_filter(
 
 /// A pattern's length and wildcards, within the limits: each wildcard can
 /// multiply the work of matching a row.
+/// The value a range operator compares with, as a literal of the column's
+/// own type: a range (`[2024-01-01,2024-02-01)`, `(1,5]`, `empty`), a
+/// multirange for a multirange column (`{[1,3),[7,9)}`; a single range is
+/// taken as one), or, for `cs`, one element (`2024-01-15`), which is the
+/// range `["e","e"]` that holds exactly it. PostgreSQL checks the literal.
+fn range_value(column: &Column, operator: Operator, raw: &str) -> Result<SqlValue, String> {
+    let value = raw.trim();
+    let is_range = value.starts_with(['[', '('])
+        || value.eq_ignore_ascii_case("empty")
+        || value.starts_with('{');
+    let range = if is_range {
+        value.to_string()
+    } else if operator == Operator::Cs && !value.is_empty() {
+        let quoted = format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""));
+        format!("[{quoted},{quoted}]")
+    } else {
+        return Err(format!(
+            "[{}] on {} takes a range such as [1,10) or (2024-01-01,2024-02-01]{}, not '{value}'",
+            operator.name(),
+            column.name,
+            if operator == Operator::Cs {
+                ", or one value the range must hold"
+            } else {
+                ""
+            }
+        ));
+    };
+    let multirange = column.db_type.ends_with("multirange");
+    Ok(SqlValue::Text(if multirange && !range.starts_with('{') {
+        format!("{{{range}}}")
+    } else {
+        range
+    }))
+}
+
 fn check_pattern(pattern: &str, limits: &Limits) -> Result<(), String> {
     let length = pattern.chars().count();
     if length > limits.max_pattern_length {

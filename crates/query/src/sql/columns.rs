@@ -118,7 +118,10 @@ impl Writer {
             ) => self.column(alias, &column.name),
             // the type's own output (inet `10.0.0.1`, where a cast to text
             // gives `10.0.0.1/32`), as to_json spells timestamps
-            (Dialect::Postgres, ColumnKind::Timestamp | ColumnKind::Date | ColumnKind::Other) => {
+            (
+                Dialect::Postgres,
+                ColumnKind::Timestamp | ColumnKind::Date | ColumnKind::Other | ColumnKind::Range,
+            ) => {
                 self.push("to_json(");
                 self.column(alias, &column.name);
                 self.push(")#>>'{}'");

@@ -249,6 +249,11 @@ impl Writer {
             Operator::Cs => " @> ",
             Operator::Cd => " <@ ",
             Operator::Ov => " && ",
+            Operator::Sl => " << ",
+            Operator::Sr => " >> ",
+            Operator::Nxr => " &< ",
+            Operator::Nxl => " &> ",
+            Operator::Adj => " -|- ",
             Operator::Null => {
                 self.column(alias, name);
                 self.push(match filter.values.first() {

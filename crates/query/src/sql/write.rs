@@ -3,9 +3,9 @@
 
 use super::columns::{self, Cells};
 use super::{Dialect, Sql, Writer};
+use crate::key::RowKey;
 use crate::plan::Selection;
 use crate::rows::Shape;
-use crate::key::RowKey;
 use crate::schema::{Column, Resource};
 use crate::value::SqlValue;
 use crate::write::{Assignment, WriteAction, WritePlan};
