@@ -38,7 +38,7 @@ impl App {
     /// Background work (outside-change watching, Redis) starts here too.
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         let db = Database::connect(&settings.database).await?;
-        let schema = load_schema(&db, &settings.database.schema, &settings.schema).await?;
+        let schema = load_schema(&db, &settings.database.schemas, &settings.schema).await?;
         let roles = Roles::new(&settings.access, &schema, settings.reads.limits)?;
         let documents = roles
             .iter()
@@ -181,15 +181,15 @@ fn announce_access(settings: &Settings, roles: &Roles) {
     );
 }
 
-/// Introspects the database (`schema_name` on PostgreSQL) and applies the
+/// Introspects the database (`schemas` on PostgreSQL) and applies the
 /// config's served and hidden tables and columns.
 pub async fn load_schema(
     db: &Database,
-    schema_name: &str,
+    schemas: &[String],
     served: &SchemaSettings,
 ) -> anyhow::Result<Schema> {
     let found = db
-        .introspect(schema_name)
+        .introspect(schemas)
         .await
         .context("cannot read the database schema")?;
     let schema = Schema::new(found.resources, &found.foreign_keys).restrict(

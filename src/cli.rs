@@ -203,18 +203,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             let database = Database::connect(&settings.database).await?;
             let schema =
-                load_schema(&database, &settings.database.schema, &settings.schema).await?;
+                load_schema(&database, &settings.database.schemas, &settings.schema).await?;
             let tables: Vec<String> = schema
                 .resources()
                 .filter(|r| r.kind == brisk_query::schema::ResourceKind::Table)
                 .map(|r| r.name.clone())
                 .collect();
             database
-                .install_triggers(&settings.database.schema, &tables, remove)
+                .install_triggers(&settings.database.schemas, &tables, remove)
                 .await
                 .context("installing the triggers")?;
             let place = match &settings.database.url {
-                DatabaseUrl::Postgres(_) => format!("schema {}", settings.database.schema),
+                DatabaseUrl::Postgres(_) => {
+                    format!("schema {}", settings.database.schemas.join(", "))
+                }
                 DatabaseUrl::Sqlite(path) => path.display().to_string(),
             };
             eprintln!(
@@ -243,7 +245,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             let database = Database::connect(&settings.database).await?;
             let schema =
-                load_schema(&database, &settings.database.schema, &settings.schema).await?;
+                load_schema(&database, &settings.database.schemas, &settings.schema).await?;
             let roles = Roles::new(&settings.access, &schema, settings.reads.limits)?;
             let role = roles
                 .get(&role)
@@ -292,8 +294,8 @@ async fn serve(settings: Settings, what: Option<&str>) -> anyhow::Result<()> {
     let try_line = match example {
         Some(example) => format!("try: curl 'http://{address}/v1/{example}?limit=3'"),
         None => format!(
-            "no tables or views to serve: the database (PostgreSQL: schema '{}') has none, or schema.tables / schema.hidden_tables leave none",
-            settings.database.schema
+            "no tables or views to serve: the database (PostgreSQL: schema {}) has none, or schema.tables / schema.hidden_tables leave none",
+            settings.database.schemas.join(", ")
         ),
     };
     eprintln!(

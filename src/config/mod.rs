@@ -261,6 +261,9 @@ pub struct LimitsConfig {
 pub struct SchemaConfig {
     /// The PostgreSQL schema to serve.
     pub name: String,
+    /// Several PostgreSQL schemas to serve (instead of `name`): tables of
+    /// the first are named as they are, the others' `schema.table`.
+    pub names: Vec<String>,
     /// When not empty, only these tables and views are served.
     pub tables: Vec<String>,
     /// Tables and views never served.
@@ -560,6 +563,7 @@ impl Default for SchemaConfig {
     fn default() -> Self {
         SchemaConfig {
             name: "public".into(),
+            names: Vec::new(),
             tables: Vec::new(),
             hidden_tables: Vec::new(),
         }
@@ -849,6 +853,26 @@ mod tests {
             Config::load(Some(&file), &Overrides::default()).unwrap_err()
         );
         assert!(unknown.contains("max_limt"), "{unknown}");
+    }
+
+    #[test]
+    fn several_schemas_or_one() {
+        let served = |name: &str, names: &[&str]| {
+            let mut config = Config::default();
+            config.schema.name = name.into();
+            config.schema.names = names.iter().map(|n| n.to_string()).collect();
+            config.database.url = "postgres://db/shop".into();
+            Settings::from_config(config)
+                .map(|s| s.database.schemas)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(served("shop", &[]).unwrap(), ["shop"]);
+        assert_eq!(served("public", &["a", "b"]).unwrap(), ["a", "b"]);
+        assert_eq!(served("a", &["a", "b"]).unwrap(), ["a", "b"]);
+        assert!(served("c", &["a", "b"]).unwrap_err().contains("both set"));
+        assert!(served("public", &["a", "a"]).unwrap_err().contains("twice"));
+        assert!(served("public", &["a.b", "c"]).unwrap_err().contains("dot"));
+        assert_eq!(served("public", &["a.b"]).unwrap(), ["a.b"]);
     }
 
     #[test]

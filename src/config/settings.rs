@@ -58,8 +58,9 @@ pub struct DatabaseSettings {
     /// Connections in the pool (SQLite: read connections).
     pub pool_size: usize,
     pub statement_timeout: Duration,
-    /// The PostgreSQL schema served.
-    pub schema: String,
+    /// The PostgreSQL schemas served, the first the one whose tables are
+    /// named without their schema (SQLite: ignored).
+    pub schemas: Vec<String>,
     /// Requests that may wait for a connection beyond those being served.
     pub max_waiting: usize,
 }
@@ -316,9 +317,35 @@ fn database(config: &Config) -> anyhow::Result<DatabaseSettings> {
         url: DatabaseUrl::parse(&config.database.url)?,
         pool_size: config.database.pool_size,
         statement_timeout: Duration::from_millis(config.database.statement_timeout_ms),
-        schema: config.schema.name.clone(),
+        schemas: schemas(&config.schema)?,
         max_waiting: config.limits.max_waiting as usize,
     })
+}
+
+/// `schema.names`, or `schema.name` alone; never both, and no schema twice.
+fn schemas(config: &super::SchemaConfig) -> anyhow::Result<Vec<String>> {
+    if config.names.is_empty() {
+        return Ok(vec![config.name.clone()]);
+    }
+    if config.name != "public" && config.name != config.names[0] {
+        bail!(
+            "schema.name ('{}') and schema.names ({}) are both set: set only schema.names, whose first schema is the one named without a prefix",
+            config.name,
+            config.names.join(", ")
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    for name in &config.names {
+        if !seen.insert(name) {
+            bail!("schema.names lists '{name}' twice");
+        }
+        if name.contains('.') && config.names.len() > 1 {
+            bail!(
+                "schema '{name}' has a dot in its name, which cannot be told apart in resource names (schema.table); serve it alone with schema.name"
+            );
+        }
+    }
+    Ok(config.names.clone())
 }
 
 fn schema(config: &Config) -> SchemaSettings {

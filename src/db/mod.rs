@@ -186,25 +186,25 @@ impl Database {
     }
 
     /// Tables, views, keys and relations (of `schema` on PostgreSQL).
-    pub async fn introspect(&self, schema: &str) -> anyhow::Result<Introspection> {
+    pub async fn introspect(&self, schemas: &[String]) -> anyhow::Result<Introspection> {
         match &self.backend {
             Backend::Sqlite(db) => db.introspect().await,
-            Backend::Postgres(db) => db.introspect(schema).await,
+            Backend::Postgres(db) => db.introspect(schemas).await,
         }
     }
 
     /// Installs (or, with `remove`, removes) the triggers through which
     /// other programs' writes to `tables` reach brisk: NOTIFY on PostgreSQL
-    /// (in `schema`), a change log on SQLite. Idempotent.
+    /// (in each of `schemas`), a change log on SQLite. Idempotent.
     pub async fn install_triggers(
         &self,
-        schema: &str,
+        schemas: &[String],
         tables: &[String],
         remove: bool,
     ) -> Result<(), DbError> {
         match &self.backend {
             Backend::Sqlite(db) => db.install_triggers(tables, remove).await,
-            Backend::Postgres(db) => db.install_triggers(schema, tables, remove).await,
+            Backend::Postgres(db) => db.install_triggers(schemas, tables, remove).await,
         }
     }
 

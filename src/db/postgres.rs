@@ -13,7 +13,9 @@ use anyhow::Context;
 use brisk_query::Sql;
 use brisk_query::envelope::Row;
 use brisk_query::rows::{self, Budget, Cell, EmbedShape, Related, Rows};
-use brisk_query::schema::{Column, ColumnKind, ForeignKey, Resource, ResourceKind, Writable};
+use brisk_query::schema::{
+    Column, ColumnKind, ForeignKey, Resource, ResourceKind, Writable, resource_name, table_of,
+};
 use brisk_query::sql::{EmbedQuery, ReadSql, WriteSql, take_rows};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use std::str::FromStr;
@@ -32,6 +34,8 @@ const STATEMENT_CACHE_LIMIT: usize = 512;
 pub struct PostgresDb {
     pool: Pool,
     config: Arc<tokio_postgres::Config>,
+    /// The first schema served, whose tables are named without it.
+    default_schema: Arc<str>,
 }
 
 impl PostgresDb {
@@ -40,13 +44,14 @@ impl PostgresDb {
             .with_context(|| format!("'{}' is not a valid PostgreSQL URL", settings.url))?;
         config.application_name("brisk");
         config.connect_timeout(Duration::from_secs(5));
-        // Statements name tables unqualified: pinning the search path to the
-        // served schema makes them mean that schema's tables, whatever the
-        // login role's own search_path (pg_catalog is always searched first).
+        // Statements name the first schema's tables unqualified (the others'
+        // as "schema"."table"): pinning the search path to it makes them mean
+        // that schema's tables, whatever the login role's own search_path
+        // (pg_catalog is always searched first).
         config.options(format!(
             "-c statement_timeout={} -c TimeZone=UTC -c search_path={}",
             settings.statement_timeout.as_millis(),
-            option_value(&quoted_ident(&settings.schema))
+            option_value(&quoted_ident(&settings.schemas[0]))
         ));
         let manager = Manager::from_config(
             config.clone(),
@@ -65,6 +70,7 @@ impl PostgresDb {
         let db = PostgresDb {
             pool,
             config: Arc::new(config),
+            default_schema: settings.schemas[0].as_str().into(),
         };
         // one connection of our own first: the pool's errors hide the server's words
         match db.config.connect(NoTls).await {
@@ -233,17 +239,14 @@ impl PostgresDb {
         use futures_util::StreamExt;
         let (client, mut connection) = self.config.connect(NoTls).await?;
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let default_schema = self.default_schema.clone();
         let pump = tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
             while let Some(message) = messages.next().await {
                 match message {
                     Ok(tokio_postgres::AsyncMessage::Notification(notification)) => {
-                        let payload = notification.payload();
-                        let (origin, table) = payload.split_once('|').unwrap_or(("", payload));
-                        if sender
-                            .send((origin.to_string(), table.to_string()))
-                            .is_err()
-                        {
+                        let (origin, table) = notified(notification.payload(), &default_schema);
+                        if sender.send((origin, table)).is_err() {
                             break;
                         }
                     }
@@ -263,16 +266,29 @@ impl PostgresDb {
         })
     }
 
-    /// Installs (or, with `remove`, removes) the change triggers on `tables`
-    /// of `schema`, in one transaction.
+    /// Installs (or, with `remove`, removes) the change triggers on the
+    /// tables named `tables` (resource names) of the served `schemas`, in
+    /// one transaction.
     pub async fn install_triggers(
         &self,
-        schema: &str,
+        schemas: &[String],
         tables: &[String],
         remove: bool,
     ) -> Result<(), DbError> {
         let client = self.client().await?;
-        let script = format!("BEGIN;\n{}COMMIT;", trigger_sql(schema, tables, remove));
+        let mut script = String::from("BEGIN;\n");
+        for schema in schemas {
+            let own: Vec<&str> = tables
+                .iter()
+                .filter_map(|name| match table_of(name) {
+                    (Some(of), table) if of == schema => Some(table),
+                    (None, table) if *schema == schemas[0] => Some(table),
+                    _ => None,
+                })
+                .collect();
+            script.push_str(&trigger_sql(schema, &own, remove));
+        }
+        script.push_str("COMMIT;");
         client.batch_execute(&script).await.map_err(classify)
     }
 
@@ -282,9 +298,9 @@ impl PostgresDb {
         Ok(())
     }
 
-    pub async fn introspect(&self, schema: &str) -> anyhow::Result<Introspection> {
+    pub async fn introspect(&self, schemas: &[String]) -> anyhow::Result<Introspection> {
         let client = self.client().await?;
-        introspect(&client, schema).await
+        introspect(&client, schemas).await
     }
 }
 
@@ -577,7 +593,8 @@ SELECT c.relname, c.relkind::text, a.attname, a.attnotnull,
              WHERE e.enumtypid = coalesce(bt.oid, t.oid) ORDER BY e.enumsortorder),
        et.typname, et.typtype::text,
        CASE WHEN c.relkind IN ('r', 'p') THEN 28
-            ELSE pg_relation_is_updatable(c.oid::regclass, true) END
+            ELSE pg_relation_is_updatable(c.oid::regclass, true) END,
+       n.nspname::text
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -585,24 +602,25 @@ JOIN pg_type t ON t.oid = a.atttypid
 JOIN pg_namespace tn ON tn.oid = t.typnamespace
 LEFT JOIN pg_type bt ON bt.oid = t.typbasetype AND t.typtype = 'd'
 LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
-WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
-ORDER BY c.relname, a.attnum";
+WHERE n.nspname::text = ANY($1::text[]) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND NOT c.relispartition
+ORDER BY n.nspname, c.relname, a.attnum";
 
 const PRIMARY_KEYS: &str = "
-SELECT c.relname, a.attname
+SELECT n.nspname::text, c.relname, a.attname
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey)
-WHERE i.indisprimary AND n.nspname = $1
-ORDER BY c.relname, array_position(i.indkey::int2[], a.attnum)";
+WHERE i.indisprimary AND n.nspname::text = ANY($1::text[])
+ORDER BY n.nspname, c.relname, array_position(i.indkey::int2[], a.attnum)";
 
 /// The key of a view that reads one table and shows that table's primary
 /// key columns under their own names, updatable: rows of such a view are
 /// rows of the table, so the table's key addresses them. (A key column
 /// renamed in the view is not recognised; the view then takes POST only.)
 const VIEW_KEYS: &str = "
-SELECT u.view_name::text, k.column_name::text,
+SELECT u.view_schema::text, u.view_name::text, k.column_name::text,
        (SELECT count(*) FROM information_schema.key_column_usage all_k
         WHERE all_k.constraint_schema = t.constraint_schema
           AND all_k.constraint_name = t.constraint_name)
@@ -619,13 +637,13 @@ JOIN information_schema.view_column_usage used
 JOIN information_schema.columns shown
   ON shown.table_schema = u.view_schema AND shown.table_name = u.view_name
  AND shown.column_name = k.column_name AND shown.is_updatable = 'YES'
-WHERE u.view_schema = $1
+WHERE u.view_schema::text = ANY($1::text[])
   AND (SELECT count(*) FROM information_schema.view_table_usage other
        WHERE other.view_schema = u.view_schema AND other.view_name = u.view_name) = 1
-ORDER BY u.view_name, k.ordinal_position";
+ORDER BY u.view_schema, u.view_name, k.ordinal_position";
 
 const FOREIGN_KEYS: &str = "
-SELECT c.relname, a.attname, rc.relname, ra.attname
+SELECT n.nspname::text, c.relname, a.attname, rn.nspname::text, rc.relname, ra.attname
 FROM pg_constraint k
 JOIN pg_class c ON c.oid = k.conrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -633,10 +651,13 @@ JOIN pg_class rc ON rc.oid = k.confrelid
 JOIN pg_namespace rn ON rn.oid = rc.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.conkey[1]
 JOIN pg_attribute ra ON ra.attrelid = rc.oid AND ra.attnum = k.confkey[1]
-WHERE k.contype = 'f' AND n.nspname = $1 AND rn.nspname = $1 AND cardinality(k.conkey) = 1
-ORDER BY c.relname, k.conname";
+WHERE k.contype = 'f' AND cardinality(k.conkey) = 1
+  AND n.nspname::text = ANY($1::text[]) AND rn.nspname::text = ANY($1::text[])
+ORDER BY n.nspname, c.relname, k.conname";
 
-async fn introspect(client: &Object, schema: &str) -> anyhow::Result<Introspection> {
+/// Reads `schemas` (the first one's tables named as they are, the others'
+/// `schema.table`: [`brisk_query::schema::resource_name`]).
+async fn introspect(client: &Object, served: &[String]) -> anyhow::Result<Introspection> {
     let schemas: Vec<String> = client
         .query(
             "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY 1",
@@ -647,19 +668,40 @@ async fn introspect(client: &Object, schema: &str) -> anyhow::Result<Introspecti
         .iter()
         .map(|row| row.get(0))
         .collect();
-    if !schemas.iter().any(|s| s == schema) {
+    if let Some(missing) = served.iter().find(|s| !schemas.contains(s)) {
         anyhow::bail!(
-            "the PostgreSQL schema '{schema}' does not exist in this database; set schema.name to one of: {}",
+            "the PostgreSQL schema '{missing}' does not exist in this database; set {} to one of: {}",
+            if served.len() > 1 {
+                "schema.names"
+            } else {
+                "schema.name"
+            },
             schemas.join(", ")
         );
     }
+    // None for a table whose name could not be read back (a dotted name
+    // in a dotted schema): left out
+    let name = |schema: &str, table: &str| {
+        let name = resource_name(schema, table, schema == served[0]);
+        if name != table && schema.contains('.') {
+            tracing::warn!(
+                schema,
+                table,
+                "not served: a dotted table name in a dotted schema cannot be told apart"
+            );
+            return None;
+        }
+        Some(name)
+    };
     let column_rows = client
-        .query(COLUMNS, &[&schema])
+        .query(COLUMNS, &[&served])
         .await
         .context("cannot read the PostgreSQL catalog")?;
     let mut resources: Vec<Resource> = Vec::new();
     for row in &column_rows {
-        let table: String = row.get(0);
+        let Some(table) = name(row.get(15), row.get(0)) else {
+            continue;
+        };
         let relkind: String = row.get(1);
         let type_schema: String = row.get(5);
         let type_name: String = row.get(6);
@@ -718,18 +760,24 @@ async fn introspect(client: &Object, schema: &str) -> anyhow::Result<Introspecti
             }
         }
     }
-    for row in client.query(PRIMARY_KEYS, &[&schema]).await? {
-        let table: String = row.get(0);
-        if let Some(resource) = resources.iter_mut().find(|r| r.name == table) {
-            resource.primary_key.push(row.get(1));
+    for row in client.query(PRIMARY_KEYS, &[&served]).await? {
+        let table = name(row.get(0), row.get(1));
+        if let Some(resource) = resources
+            .iter_mut()
+            .find(|r| Some(&r.name) == table.as_ref())
+        {
+            resource.primary_key.push(row.get(2));
         }
     }
     let mut view_keys: std::collections::BTreeMap<String, (Vec<String>, i64)> =
         std::collections::BTreeMap::new();
-    for row in client.query(VIEW_KEYS, &[&schema]).await? {
-        let entry = view_keys.entry(row.get(0)).or_default();
-        entry.0.push(row.get(1));
-        entry.1 = row.get(2);
+    for row in client.query(VIEW_KEYS, &[&served]).await? {
+        let Some(view) = name(row.get(0), row.get(1)) else {
+            continue;
+        };
+        let entry = view_keys.entry(view).or_default();
+        entry.0.push(row.get(2));
+        entry.1 = row.get(3);
     }
     for (view, (key, size)) in view_keys {
         let resource = resources.iter_mut().find(|r| r.name == view);
@@ -740,14 +788,16 @@ async fn introspect(client: &Object, schema: &str) -> anyhow::Result<Introspecti
         }
     }
     let foreign_keys = client
-        .query(FOREIGN_KEYS, &[&schema])
+        .query(FOREIGN_KEYS, &[&served])
         .await?
         .iter()
-        .map(|row| ForeignKey {
-            table: row.get(0),
-            column: row.get(1),
-            referenced_table: row.get(2),
-            referenced_column: row.get(3),
+        .filter_map(|row| {
+            Some(ForeignKey {
+                table: name(row.get(0), row.get(1))?,
+                column: row.get(2),
+                referenced_table: name(row.get(3), row.get(4))?,
+                referenced_column: row.get(5),
+            })
         })
         .collect();
     Ok(Introspection {
@@ -775,9 +825,22 @@ fn kind_of(base_type: &str, type_kind: &str) -> ColumnKind {
     }
 }
 
+/// What a change trigger's notification says: the writing instance (empty
+/// for other programs), and the resource whose table changed. The payload
+/// is a JSON array `[origin, schema, table]`; triggers installed before
+/// brisk served several schemas send `origin|table`.
+fn notified(payload: &str, default_schema: &str) -> (String, String) {
+    if let Ok((origin, schema, table)) = serde_json::from_str::<(String, String, String)>(payload) {
+        let name = resource_name(&schema, &table, schema == default_schema);
+        return (origin, name);
+    }
+    let (origin, table) = payload.split_once('|').unwrap_or(("", payload));
+    (origin.to_string(), table.to_string())
+}
+
 /// The SQL that installs (or, with `remove`, removes) the change triggers on
-/// every table of `schema`. Idempotent: running it twice changes nothing.
-fn trigger_sql(schema: &str, tables: &[String], remove: bool) -> String {
+/// `tables` of `schema`. Idempotent: running it twice changes nothing.
+fn trigger_sql(schema: &str, tables: &[&str], remove: bool) -> String {
     let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
     let function = format!("{}.brisk_notify", quote(schema));
     let mut sql = String::new();
@@ -785,7 +848,7 @@ fn trigger_sql(schema: &str, tables: &[String], remove: bool) -> String {
         sql.push_str(&format!(
             "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $brisk$
 BEGIN
-  PERFORM pg_notify('{CHANNEL}', coalesce(current_setting('brisk.origin', true), '') || '|' || TG_TABLE_NAME);
+  PERFORM pg_notify('{CHANNEL}', json_build_array(coalesce(current_setting('brisk.origin', true), ''), TG_TABLE_SCHEMA, TG_TABLE_NAME)::text);
   RETURN NULL;
 END
 $brisk$;\n"

@@ -655,3 +655,199 @@ async fn postgres_arrays_are_json_arrays() {
     assert_eq!(patch_schema["minProperties"], 1, "{patch_schema}");
     assert!(patch_schema.get("required").is_none(), "{patch_schema}");
 }
+
+/// Two schemas served at once (`schema.names`): the first's tables by their
+/// names, the other's as `sales.table`, one of them named like a table of
+/// the first; relations across the schemas; reads, embeds, writes and
+/// outside writes (through `brisk install-triggers`) reach the right table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_postgres_schemas_are_served_together() {
+    let Some(url) = tokio::task::spawn_blocking(|| throwaway_postgres("several_schemas"))
+        .await
+        .unwrap()
+    else {
+        skipped("several PostgreSQL schemas");
+        return;
+    };
+    execute(
+        Backend::Postgres,
+        &url,
+        r#"
+        CREATE TABLE public.customers (id serial PRIMARY KEY, name text NOT NULL);
+        CREATE SCHEMA sales;
+        CREATE TABLE sales.customers (id serial PRIMARY KEY, name text NOT NULL, region text);
+        CREATE TABLE sales.orders (
+            id serial PRIMARY KEY,
+            customer_id int NOT NULL REFERENCES public.customers (id),
+            total numeric(10, 2) NOT NULL
+        );
+        CREATE TABLE sales.order_lines (
+            order_id int NOT NULL REFERENCES sales.orders (id),
+            line int NOT NULL,
+            qty int NOT NULL,
+            PRIMARY KEY (order_id, line)
+        );
+        CREATE SCHEMA hidden;
+        CREATE TABLE hidden.secrets (id serial PRIMARY KEY);
+        INSERT INTO public.customers (name) VALUES ('Ada'), ('Grace');
+        INSERT INTO sales.customers (name, region) VALUES ('Sales Ada', 'EU'), ('Sales Bob', 'US'), ('Sales Cy', 'EU');
+        INSERT INTO sales.orders (customer_id, total) VALUES (1, 10.50), (1, 20.00), (2, 7.25);
+        INSERT INTO sales.order_lines VALUES (1, 1, 2), (1, 2, 1), (3, 1, 5);
+        "#,
+    )
+    .await;
+    let fx = Fixture::serve(Backend::Postgres, &url, |c| {
+        c.schema.names = vec!["public".into(), "sales".into()];
+        c.writes = true;
+    })
+    .await;
+    let document = fx.json("/v1/openapi.json", 200).await;
+    let mut paths: Vec<&str> = document["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .filter(|p| p.starts_with("/v1/") && !p.contains('{') && *p != "/v1/openapi.json")
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/v1/customers",
+            "/v1/sales.customers",
+            "/v1/sales.order_lines",
+            "/v1/sales.orders"
+        ]
+    );
+    let names =
+        |rows: Vec<serde_json::Value>| rows.iter().map(|r| r["name"].clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(fx.data("/v1/sales.customers?region=EU&sort=id").await),
+        fx.sql_column("SELECT name FROM sales.customers WHERE region = 'EU' ORDER BY id")
+            .await
+    );
+    assert_eq!(
+        names(fx.data("/v1/customers?sort=id").await),
+        fx.sql_column("SELECT name FROM public.customers ORDER BY id")
+            .await
+    );
+    // relations across schemas, named by the tables without their schema
+    let orders = fx
+        .json(
+            "/v1/sales.orders?include=customer,order_lines&sort=id&count=exact",
+            200,
+        )
+        .await;
+    assert_eq!(orders["meta"]["total"], 3);
+    let joined = fx
+        .sql("SELECT o.id, c.name, (SELECT count(*) FROM sales.order_lines l WHERE l.order_id = o.id) AS lines
+              FROM sales.orders o JOIN public.customers c ON c.id = o.customer_id ORDER BY o.id")
+        .await;
+    for (order, want) in orders["data"].as_array().unwrap().iter().zip(&joined) {
+        assert_eq!(order["id"], want["id"]);
+        assert_eq!(order["customer"]["name"], want["name"]);
+        assert_eq!(
+            order["order_lines"].as_array().unwrap().len() as i64,
+            want["lines"].as_i64().unwrap()
+        );
+    }
+    let ada_orders = fx.data("/v1/customers/1/orders?sort=id").await;
+    assert_eq!(ada_orders.len(), 2);
+    assert_eq!(
+        fx.json("/v1/sales.order_lines/1,2", 200).await["data"]["qty"],
+        1
+    );
+
+    // writes reach the named schema's table, and stale nothing
+    let before = fx.data("/v1/customers/1/orders").await.len();
+    let created = fx
+        .send(
+            "POST",
+            "/v1/sales.orders",
+            r#"{"customer_id":1,"total":"3.00"}"#,
+            &[],
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let location = header(&created, "location").unwrap();
+    assert!(location.starts_with("/v1/sales.orders/"), "{location}");
+    assert_eq!(fx.data("/v1/customers/1/orders").await.len(), before + 1);
+    let renamed = fx
+        .send(
+            "PATCH",
+            "/v1/sales.customers/1",
+            r#"{"name":"Renamed"}"#,
+            &[],
+        )
+        .await;
+    assert_eq!(renamed.status(), 200);
+    assert_eq!(
+        fx.sql_column("SELECT name FROM sales.customers WHERE id = 1")
+            .await,
+        [json!("Renamed")]
+    );
+    assert_eq!(
+        fx.sql_column("SELECT name FROM public.customers WHERE id = 1")
+            .await,
+        [json!("Ada")]
+    );
+
+    // outside writes to either schema, through the triggers
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_brisk"))
+        .args(["install-triggers", "--db", &url])
+        .env_remove("BRISK_DATABASE_URL")
+        .env("BRISK_SCHEMA_NAMES", "public, sales")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && said.contains("on 4 tables"),
+        "{said}"
+    );
+    for (path, update, want) in [
+        (
+            "/v1/sales.customers/2",
+            "UPDATE sales.customers SET name = 'Outside' WHERE id = 2",
+            "Outside",
+        ),
+        (
+            "/v1/customers/2",
+            "UPDATE public.customers SET name = 'Outside too' WHERE id = 2",
+            "Outside too",
+        ),
+    ] {
+        fx.get(path).await;
+        assert_eq!(cache_status(&fx.get(path).await), "hit");
+        execute(Backend::Postgres, &url, update).await;
+        let written = std::time::Instant::now();
+        while fx.json(path, 200).await["data"]["name"] != want {
+            assert!(
+                written.elapsed() < std::time::Duration::from_secs(2),
+                "{path}: not noticed within 2 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    // a schema that does not exist is named at start-up
+    let config = brisk::config::Config {
+        database: brisk::config::DatabaseConfig {
+            url: url.clone(),
+            ..Default::default()
+        },
+        schema: brisk::config::SchemaConfig {
+            names: vec!["public".into(), "nope".into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let error = match brisk::app::App::build(&brisk::config::Settings::from_config(config).unwrap())
+        .await
+    {
+        Ok(_) => panic!("a missing schema was served"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(
+        error.contains("'nope' does not exist") && error.contains("schema.names"),
+        "{error}"
+    );
+}

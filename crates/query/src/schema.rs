@@ -216,6 +216,28 @@ pub struct ForeignKey {
     pub referenced_column: String,
 }
 
+/// The resource name of `table` in PostgreSQL schema `schema`: the table's
+/// own name in the first schema served (`default`), `schema.table` in the
+/// others, and `schema.table` too for a table whose own name holds a dot,
+/// so that a dotted resource name always reads as schema, dot, table.
+pub fn resource_name(schema: &str, table: &str, default: bool) -> String {
+    if default && !table.contains('.') {
+        table.to_string()
+    } else {
+        format!("{schema}.{table}")
+    }
+}
+
+/// A resource name as the schema and table it names ([`resource_name`]'s
+/// inverse): `sales.orders` is table `orders` of schema `sales`; a name
+/// without a dot is a table of the first schema served.
+pub fn table_of(resource: &str) -> (Option<&str>, &str) {
+    match resource.split_once('.') {
+        Some((schema, table)) => (Some(schema), table),
+        None => (None, resource),
+    }
+}
+
 impl Schema {
     /// Builds the schema from introspected resources and single-column foreign
     /// keys, naming relations as API.md says: to-one by the column without
@@ -229,11 +251,13 @@ impl Schema {
             if !resources.contains_key(&fk.table) || !resources.contains_key(&fk.referenced_table) {
                 continue;
             }
+            // relations are named by tables without their schema: a
+            // relation name is one segment of an include path
             let to_one_name = fk
                 .column
                 .strip_suffix("_id")
                 .filter(|stem| !stem.is_empty())
-                .unwrap_or(&fk.referenced_table)
+                .unwrap_or(table_of(&fk.referenced_table).1)
                 .to_string();
             let twins = foreign_keys
                 .iter()
@@ -241,10 +265,11 @@ impl Schema {
                     other.table == fk.table && other.referenced_table == fk.referenced_table
                 })
                 .count();
+            let referencing = table_of(&fk.table).1;
             let to_many_name = if twins > 1 {
-                format!("{}_{}", fk.table, to_one_name)
+                format!("{referencing}_{to_one_name}")
             } else {
-                fk.table.clone()
+                referencing.to_string()
             };
             add_relation(
                 &mut resources,

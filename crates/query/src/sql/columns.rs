@@ -206,7 +206,7 @@ fn embed_level(embed: &Embed, parent_cell: usize, dialect: Dialect) -> (EmbedSha
     w.push("SELECT ");
     w.select_list(&cells, &alias);
     w.push(" FROM ");
-    w.ident(&embed.relation.target);
+    w.table(&embed.relation.target);
     w.push(" ");
     w.push(&alias);
     w.push(" WHERE ");

@@ -77,6 +77,19 @@ impl Writer {
         self.text.push('"');
     }
 
+    /// A resource's table: `"schema"."table"` for a schema-qualified
+    /// PostgreSQL resource (`sales.orders`), else `"table"`.
+    fn table(&mut self, resource: &str) {
+        match (self.dialect, crate::schema::table_of(resource)) {
+            (Dialect::Postgres, (Some(schema), table)) => {
+                self.ident(schema);
+                self.push(".");
+                self.ident(table);
+            }
+            _ => self.ident(resource),
+        }
+    }
+
     /// `alias."column"`
     fn column(&mut self, alias: &str, column: &str) {
         self.push(alias);

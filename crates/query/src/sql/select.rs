@@ -197,7 +197,7 @@ impl Writer {
 
     fn from(&mut self, table: &str, alias: &str) {
         self.push(" FROM ");
-        self.ident(table);
+        self.table(table);
         self.push(" ");
         self.push(alias);
     }

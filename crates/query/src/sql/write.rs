@@ -54,7 +54,7 @@ pub fn render_write(plan: &WritePlan, resource: &Resource, dialect: Dialect) -> 
             .map(|row| {
                 let mut w = Writer::new(dialect);
                 w.push("INSERT INTO ");
-                w.ident(&plan.resource);
+                w.table(&plan.resource);
                 if row.is_empty() {
                     w.push(" DEFAULT VALUES");
                 } else {
@@ -81,7 +81,7 @@ pub fn render_write(plan: &WritePlan, resource: &Resource, dialect: Dialect) -> 
         WriteAction::Update { key, set } => {
             let mut w = Writer::new(dialect);
             w.push("UPDATE ");
-            w.ident(&plan.resource);
+            w.table(&plan.resource);
             w.push(" SET ");
             for (i, a) in set.iter().enumerate() {
                 if i > 0 {
@@ -98,7 +98,7 @@ pub fn render_write(plan: &WritePlan, resource: &Resource, dialect: Dialect) -> 
         WriteAction::Delete { key } => {
             let mut w = Writer::new(dialect);
             w.push("DELETE FROM ");
-            w.ident(&plan.resource);
+            w.table(&plan.resource);
             w.where_key(plan, key);
             w.returning(plan, &cells);
             vec![w.finish()]
@@ -134,9 +134,9 @@ fn current_row(
     let (cells, shape, _) = columns::level(&every_column, &key_columns, None);
     let mut w = Writer::new(dialect);
     w.push("SELECT ");
-    w.select_list(&cells, &quoted(&plan.resource));
+    w.select_list(&cells, &own_name(plan, dialect));
     w.push(" FROM ");
-    w.ident(&plan.resource);
+    w.table(&plan.resource);
     w.where_key(plan, key);
     if dialect == Dialect::Postgres {
         w.push(" FOR UPDATE");
@@ -147,9 +147,14 @@ fn current_row(
     }
 }
 
-/// `"table"`, as the alias of RETURNING expressions.
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+/// `"table"` (without its schema), which qualifies the written table's
+/// columns in WHERE and RETURNING.
+fn own_name(plan: &WritePlan, dialect: Dialect) -> String {
+    let table = match dialect {
+        Dialect::Postgres => crate::schema::table_of(&plan.resource).1,
+        Dialect::Sqlite => &plan.resource,
+    };
+    format!("\"{}\"", table.replace('"', "\"\""))
 }
 
 impl Writer {
@@ -163,7 +168,7 @@ impl Writer {
 
     /// The target row by key, and only if the row rule lets the caller see it.
     fn where_key(&mut self, plan: &WritePlan, key: &RowKey) {
-        let table = quoted(&plan.resource);
+        let table = own_name(plan, self.dialect);
         self.push(" WHERE ");
         self.row_key_equals(&table, key);
         for filter in &plan.rules {
@@ -175,7 +180,7 @@ impl Writer {
     /// The row as stored and, under a row rule (not for DELETE), whether it
     /// satisfies the rule as written.
     fn returning(&mut self, plan: &WritePlan, cells: &Cells) {
-        let table = quoted(&plan.resource);
+        let table = own_name(plan, self.dialect);
         self.push(" RETURNING ");
         self.select_list(cells, &table);
         if !plan.rules.is_empty() && !matches!(plan.action, WriteAction::Delete { .. }) {
