@@ -115,23 +115,25 @@ pub fn document(
             "responses": { "200": status_response("ready"), "503": problem_ref("503") },
         }}),
     );
-    if api_key_header.is_some() {
-        // every API route may refuse credentials, a role, or a spent limit
-        for (path, item) in paths.iter_mut() {
-            if !path.starts_with("/v1/") {
-                continue;
-            }
-            for operation in item
-                .as_object_mut()
-                .into_iter()
-                .flat_map(|o| o.values_mut())
-            {
-                if let Some(responses) = operation["responses"].as_object_mut() {
-                    for status in ["401", "403", "429"] {
-                        responses
-                            .entry(status)
-                            .or_insert_with(|| problem_ref(status));
-                    }
+    // every request may be refused for the length of its URL (414) or
+    // headers (431); with access control, also for its credentials, its
+    // role or a spent limit
+    let refusals: &[&str] = if api_key_header.is_some() {
+        &["401", "403", "414", "429", "431"]
+    } else {
+        &["414", "431"]
+    };
+    for item in paths.values_mut() {
+        for operation in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+        {
+            if let Some(responses) = operation["responses"].as_object_mut() {
+                for status in refusals {
+                    responses
+                        .entry(*status)
+                        .or_insert_with(|| problem_ref(status));
                 }
             }
         }
@@ -270,6 +272,13 @@ fn input_schema(resource: &Resource) -> Value {
         .clone()
         .map(|c| {
             let mut schema = column_schema(c);
+            // what the column stores, for bodies (a filter compares with anything)
+            if let (ColumnKind::Numeric, Some(precision)) = (c.kind, c.precision) {
+                numeric_bounds(&mut schema, precision);
+            }
+            if let (ColumnKind::Text, Some(max)) = (c.kind, c.max_chars) {
+                schema["maxLength"] = json!(max);
+            }
             if c.kind == ColumnKind::Timestamp {
                 // served without an offset on PostgreSQL's timestamp, but
                 // written in RFC 3339 on every column
@@ -288,6 +297,32 @@ fn input_schema(resource: &Resource) -> Value {
         "properties": properties,
         "required": required,
     })
+}
+
+/// What `numeric(p, s)` stores, for write bodies (a filter may compare
+/// with any number): `s` digits after the point (`multipleOf`), fewer than
+/// 10^(p - s) before it. The largest value, 99999999.99 for
+/// `numeric(10, 2)`, is the bound where a double holds it exactly; beyond 15
+/// digits the bound is exclusive, 10^(p - s).
+fn numeric_bounds(schema: &mut Value, (precision, scale): (u32, u32)) {
+    let whole = precision.saturating_sub(scale) as i32;
+    if scale > 0 {
+        schema["multipleOf"] = json!(10f64.powi(-(scale as i32)));
+    }
+    if precision <= 15 {
+        let nines = |n: u32| "9".repeat(n as usize);
+        let largest = match (whole as u32, scale) {
+            (0, scale) => format!("0.{}", nines(scale)),
+            (whole, 0) => nines(whole),
+            (whole, scale) => format!("{}.{}", nines(whole), nines(scale)),
+        };
+        let largest: f64 = largest.parse().expect("a decimal");
+        schema["maximum"] = json!(largest);
+        schema["minimum"] = json!(-largest);
+    } else {
+        schema["exclusiveMaximum"] = json!(10f64.powi(whole));
+        schema["exclusiveMinimum"] = json!(-10f64.powi(whole));
+    }
 }
 
 /// A PUT body: as an insert's, without the key, which the URL gives (a
@@ -400,12 +435,6 @@ fn value_schema(column: &Column) -> Value {
             json!("timestamp without time zone: an ISO 8601 date and time without an offset (2024-01-02T03:04:05); filters take RFC 3339"),
         );
     }
-    if let (ColumnKind::Numeric, Some((precision, scale))) = (column.kind, column.precision) {
-        // numeric(p, s) holds fewer than 10^(p - s) before the point
-        let bound = 10f64.powi(precision as i32 - scale as i32);
-        schema.insert("exclusiveMaximum".into(), json!(bound));
-        schema.insert("exclusiveMinimum".into(), json!(-bound));
-    }
     if column.kind == ColumnKind::Integer {
         let (minimum, maximum) = brisk_query::write::integer_range(&column.db_type);
         schema.insert("minimum".into(), json!(minimum));
@@ -414,9 +443,6 @@ fn value_schema(column: &Column) -> Value {
     if column.kind == ColumnKind::Text {
         // text takes anything but NUL, which neither database stores
         schema.insert("pattern".into(), json!("^[^\\u0000]*$"));
-        if let Some(max) = column.max_chars {
-            schema.insert("maxLength".into(), json!(max));
-        }
     }
     if matches!(column.kind, ColumnKind::Other | ColumnKind::Range) {
         schema.insert(
@@ -451,8 +477,25 @@ fn resource_schema(resource: &Resource) -> Value {
     })
 }
 
-fn query_parameter(name: &str, description: &str, schema: Value) -> Value {
+fn query_parameter(name: &str, description: &str, mut schema: Value) -> Value {
+    no_nul(&mut schema);
+    if let Some(items) = schema.get_mut("items") {
+        no_nul(items);
+    }
     json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+/// No query value may hold a NUL character (brisk refuses `%00`, which no
+/// text column stores): said as a pattern on every string without one.
+fn no_nul(schema: &mut Value) {
+    let is_string = match &schema["type"] {
+        Value::String(kind) => kind == "string",
+        Value::Array(kinds) => kinds.iter().any(|k| k == "string"),
+        _ => false,
+    };
+    if is_string && schema.get("pattern").is_none() && schema.get("enum").is_none() {
+        schema["pattern"] = json!("^[^\\u0000]*$");
+    }
 }
 
 /// How a row is addressed: `{id}` for a single-column key, `{a},{b}` (a
@@ -594,8 +637,8 @@ fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) 
         ),
         query_parameter(
             "page",
-            "1-based page number; not with cursor.",
-            json!({ "type": "integer", "minimum": 1 }),
+            "1-based page number; not with cursor. A page starts at most limits.max_offset rows deep (page × limit), so the deepest is max_offset + 1 with limit=1.",
+            json!({ "type": "integer", "minimum": 1, "maximum": limits.max_offset.saturating_add(1) }),
         ),
         query_parameter(
             "cursor",
@@ -630,7 +673,7 @@ fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) 
                             "none of"
                         }
                     ),
-                    json!({ "type": "string", "minLength": 1 }),
+                    list_schema(column, limits),
                 ),
                 _ if column.kind == ColumnKind::Range && operator.takes_range() => (
                     format!("{}[{}]", column.name, operator.name()),
@@ -668,7 +711,7 @@ fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) 
                     "Words to search for (full text): rows that hold them all; \"a phrase\" in double quotes. \
                      PostgreSQL also reads websearch syntax (or, -word) and stems words in the database's text search configuration."
                         .to_string(),
-                    json!({ "type": "string", "minLength": 1, "maxLength": limits.max_pattern_length, "pattern": "\\S" }),
+                    json!({ "type": "string", "minLength": 1, "maxLength": limits.max_pattern_length, "pattern": "^[^\\u0000]*\\S[^\\u0000]*$" }),
                 ),
                 Operator::Like | Operator::Ilike => (
                     format!("{}[{}]", column.name, operator.name()),
@@ -696,13 +739,62 @@ fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) 
                     },
                 ),
             };
-            parameters.push(query_parameter(&name, &description, schema.clone()));
+            let mut parameter = query_parameter(&name, &description, schema.clone());
+            if schema["type"] == "array" {
+                // `id[in]=1,2,3`
+                parameter["style"] = json!("form");
+                parameter["explode"] = json!(false);
+            }
+            parameters.push(parameter);
             if operator == Operator::Eq {
                 parameters.push(query_parameter(&column.name, "Shorthand for [eq].", schema));
             }
         }
     }
     parameters
+}
+
+/// The value of `[in]` and `[nin]`: for types whose values hold no comma
+/// (numbers, booleans, instants, dates, UUIDs, enums without commas), an
+/// array of values of the column's own type, sent comma-separated; for
+/// text and the rest, the list as text (an empty one is one empty item).
+fn list_schema(column: &Column, limits: &Limits) -> Value {
+    let plain_enum = !column.values.is_empty()
+        && column
+            .values
+            .iter()
+            .all(|v| !v.contains([',', '"']) && !v.is_empty());
+    let typed = column.values.is_empty()
+        && matches!(
+            column.kind,
+            ColumnKind::Integer
+                | ColumnKind::Real
+                | ColumnKind::Numeric
+                | ColumnKind::Boolean
+                | ColumnKind::Timestamp
+                | ColumnKind::Date
+                | ColumnKind::Uuid
+        );
+    if plain_enum || typed {
+        let item = if column.kind == ColumnKind::Timestamp && !plain_enum {
+            json!({ "type": "string", "format": "date-time" })
+        } else {
+            value_schema(&Column {
+                nullable: false,
+                ..column.clone()
+            })
+        };
+        return json!({ "type": "array", "items": item, "minItems": 1, "maxItems": limits.max_list_values });
+    }
+    // items unquoted (no comma, not starting with a quote) or quoted
+    // ("a, b", with \ escaping); no NUL anywhere
+    const ITEM: &str = r#"(?:"(?:[^"\\\u0000]|\\[^\u0000])*"|[^",\u0000][^,\u0000]*|)"#;
+    let pattern = format!("^{ITEM}(?:,{ITEM})*$");
+    if column.kind == ColumnKind::Text {
+        json!({ "type": "string", "pattern": pattern })
+    } else {
+        json!({ "type": "string", "minLength": 1, "pattern": pattern })
+    }
 }
 
 fn operator_applies(operator: Operator, column: &Column) -> bool {
@@ -802,6 +894,14 @@ fn problem_responses() -> Value {
         ),
         ("412", "If-Match does not match the row's current ETag"),
         ("413", "The body is too large"),
+        (
+            "414",
+            "The path and query are longer than limits.max_url_bytes",
+        ),
+        (
+            "431",
+            "The request's headers are larger than limits.max_header_bytes",
+        ),
         ("415", "The body is not application/json, or is compressed"),
         (
             "422",

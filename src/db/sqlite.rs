@@ -597,6 +597,11 @@ fn introspect(c: &Connection) -> Result<Introspection, rusqlite::Error> {
     let mut foreign_keys = Vec::new();
     for (name, kind, full_text) in tables {
         let mut primary_key: Vec<(i64, String)> = Vec::new();
+        let key_size: i64 = c.query_row(
+            "SELECT count(*) FROM pragma_table_info(?1) WHERE pk > 0",
+            [&name],
+            |r| r.get(0),
+        )?;
         let columns: Vec<Column> = c
             .prepare("SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk FROM pragma_table_info(?1)")?
             .query_map([&name], |r| {
@@ -618,7 +623,9 @@ fn introspect(c: &Connection) -> Result<Introspection, rusqlite::Error> {
                 } else {
                     kind_of(&declared)
                 };
-                let rowid_alias = pk == 1 && declared.eq_ignore_ascii_case("INTEGER");
+                // only a key of one INTEGER column is the rowid, which SQLite fills
+                let rowid_alias =
+                    key_size == 1 && pk == 1 && declared.eq_ignore_ascii_case("INTEGER");
                 let nullable = !not_null && pk == 0;
                 Ok(Column {
                     nullable,

@@ -17,6 +17,17 @@ async fn sql_ids(fx: &Fixture, query: &str) -> Vec<i64> {
 }
 
 on_both! {
+    async fn a_repeated_sort_key_changes_nothing(backend: Backend) {
+        let fx = Fixture::configured(backend, |_| {}).await;
+        // as in SQL: the first key on a column decides, a later one is redundant
+        let once = fx.json("/v1/products?sort=-price&limit=7", 200).await;
+        let twice = fx.json("/v1/products?sort=-price,price,price_desc&limit=7", 200).await;
+        assert_eq!(once["data"], twice["data"]);
+        let want = fx.sql_column("SELECT id FROM products ORDER BY price DESC, id DESC LIMIT 7").await;
+        let got: Vec<_> = twice["data"].as_array().unwrap().iter().map(|r| r["id"].clone()).collect();
+        assert_eq!(got, want);
+    }
+
     async fn default_and_maximum_limit(backend: Backend) {
         let fx = &Fixture::shop(backend).await;
         let body = fx.json("/v1/orders", 200).await;

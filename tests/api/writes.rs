@@ -20,6 +20,8 @@ on_both! {
         execute(backend, &url, "
             CREATE TABLE order_tags (order_id INTEGER NOT NULL REFERENCES orders(id), label TEXT NOT NULL, note TEXT, PRIMARY KEY (order_id, label));
             INSERT INTO order_tags VALUES (1, 'a,b', 'comma'), (1, 'gift', NULL), (2, 'gift', 'second');
+            CREATE TABLE pairs (a INTEGER NOT NULL, b INTEGER NOT NULL, PRIMARY KEY (a, b));
+            INSERT INTO pairs VALUES (1, 2);
         ").await;
         let fx = Fixture::serve(backend, &url, |config| config.writes = true).await;
         let document = fx.json("/v1/openapi.json", 200).await;
@@ -59,6 +61,17 @@ on_both! {
         assert_eq!(deleted.status(), 204);
         fx.json(&location, 404).await;
         assert_eq!(fx.sql_column("SELECT count(*) AS n FROM order_tags").await, [json!(3)]);
+        // a table that is all key: a row has nothing to change, only to delete
+        let put = fx.send("PUT", "/v1/pairs/1,2", "{}", &[]).await;
+        assert_eq!(put.status(), 405);
+        assert_eq!(header(&put, "allow").as_deref(), Some("GET, HEAD, DELETE"));
+        assert!(put.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("nothing to change"));
+        let created = fx.send("POST", "/v1/pairs", r#"{"a":3,"b":4}"#, &[]).await;
+        assert_eq!(created.status(), 201, "a key of several INTEGER columns is not SQLite's rowid");
+        let missing = fx.send("POST", "/v1/pairs", r#"{"b":4}"#, &[]).await;
+        assert_eq!(missing.status(), 422);
+        assert!(missing.json::<Value>().await.unwrap()["errors"][0]["detail"].as_str().unwrap().contains("a is required"));
+        assert_eq!(fx.send("DELETE", "/v1/pairs/3,4", "", &[]).await.status(), 204);
         // the parent route of a composite key reaches its to-one relation
         let order = fx.json("/v1/order_tags/1,gift/order", 200).await;
         assert_eq!(order["data"]["id"], 1);

@@ -373,12 +373,21 @@ impl Resource {
     /// methods on one row only when rows have a key (one column or several)
     /// to address them by.
     pub fn accepts(&self, method: crate::write::WriteMethod) -> bool {
+        use crate::write::WriteMethod::*;
         self.writable.allows(method)
-            && if method == crate::write::WriteMethod::Post {
-                self.insertable
-            } else {
-                crate::key::key_columns(self).is_ok()
+            && match method {
+                Post => self.insertable,
+                Patch | Put => crate::key::key_columns(self).is_ok() && self.changeable(),
+                Delete => crate::key::key_columns(self).is_ok(),
             }
+    }
+
+    /// Whether a row has a field to change: one writable column outside
+    /// the key (a table that is all key has none).
+    fn changeable(&self) -> bool {
+        self.columns
+            .iter()
+            .any(|c| !c.read_only && !self.primary_key.contains(&c.name))
     }
 
     /// Why it does not take `method`, in words a client can act on (never
@@ -401,9 +410,15 @@ impl Resource {
                     _ => "update",
                 }
             )
-        } else if method != crate::write::WriteMethod::Post {
+        } else if method != crate::write::WriteMethod::Post
+            && crate::key::key_columns(self).is_err()
+        {
             format!(
                 "{name} has no primary key, so its rows have no URL to change them by; brisk only adds rows to it (POST)"
+            )
+        } else if method != crate::write::WriteMethod::Post {
+            format!(
+                "every column of {name} a client may write is part of its key, so a row has nothing to change: delete it and create another"
             )
         } else {
             format!(

@@ -56,11 +56,8 @@ pub(super) fn plan_order(
                 ),
             ));
         } else if order.iter().any(|k| k.column.name == column.name) {
-            errors.push(QueryError::new(
-                ErrorKind::Duplicate,
-                "sort",
-                format!("{} appears twice in sort", column.name),
-            ));
+            // as in SQL, a later key on a column the rows are already
+            // ordered by changes nothing (`sort=id,-id` is `sort=id`)
         } else {
             order.push(OrderKey {
                 column: column.clone(),

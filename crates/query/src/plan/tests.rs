@@ -192,7 +192,6 @@ fn explains_every_mistake() {
     expect_test::expect![[r#"
         [
             "UnknownRelation include: users (in 'orders.user.nope') has no relation 'nope'",
-            "Duplicate sort: name appears twice in sort",
             "Conflict cursor: cursor and page cannot be combined; follow links.next, or use page alone",
         ]
     "#]].assert_debug_eq(&error_details(
