@@ -154,35 +154,32 @@ async fn execute(state: &Arc<AppState>, call: WriteCall<'_>) -> Result<Response<
         version,
         rows: Some(keys.clone()),
     }];
-    if resource.kind == ResourceKind::View {
-        // A write through a view changes the rows of the tables below it
-        // (which ones, INSTEAD OF triggers decide): every table counts as
-        // changed, and with them every view.
-        for table in state
+    // Tables changed as a whole, beyond the rows written: every table for a
+    // write through a view (which rows it reaches, the view's definition or
+    // its INSTEAD OF triggers decide; and with the tables, every view), and
+    // for a delete the tables that referenced the row (it may cascade).
+    let whole_tables: Vec<&str> = if resource.kind == ResourceKind::View {
+        state
             .schema
             .resources()
             .filter(|r| r.kind == ResourceKind::Table)
-        {
-            changes.push(Change {
-                table: table.name.clone(),
-                version,
-                rows: None,
-            });
-        }
+            .map(|r| r.name.as_str())
+            .collect()
     } else if matches!(plan.action, WriteAction::Delete { .. }) {
-        // A delete may cascade into the rows that referenced the deleted one.
-        for relation in resource
+        resource
             .relations
             .iter()
             .filter(|r| r.cardinality == Cardinality::ToMany)
-        {
-            changes.push(Change {
-                table: relation.target.clone(),
-                version,
-                rows: None,
-            });
-        }
-    }
+            .map(|r| r.target.as_str())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    changes.extend(whole_tables.into_iter().map(|table| Change {
+        table: table.to_string(),
+        version,
+        rows: None,
+    }));
     state.changes.announce(&changes).await;
 
     let mut response = match &plan.action {
