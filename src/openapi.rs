@@ -118,12 +118,12 @@ pub fn document(
     // every request may be refused for the length of its URL (414) or
     // headers (431); with access control, also for its credentials, its
     // role or a spent limit
-    let refusals: &[&str] = if api_key_header.is_some() {
-        &["401", "403", "414", "429", "431"]
-    } else {
-        &["414", "431"]
-    };
-    for item in paths.values_mut() {
+    for (path, item) in paths.iter_mut() {
+        let refusals: &[&str] = if api_key_header.is_some() && path.starts_with("/v1/") {
+            &["401", "403", "414", "429", "431"]
+        } else {
+            &["414", "431"]
+        };
         for operation in item
             .as_object_mut()
             .into_iter()
