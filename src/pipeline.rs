@@ -98,7 +98,7 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
         return response;
     }
     let planned = match read::plan(state, request.viewer, request.path, request.query) {
-        Ok(planned) => planned,
+        Ok(planned) => Arc::new(planned),
         Err(error) => return error.into_response(),
     };
     let policy = state.cache.policy(planned.resource());
@@ -140,7 +140,7 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
             Ok(spent) => spent,
             Err(error) => return error.into_response(),
         };
-        let mut response = match read::execute(state, &planned, caller).await {
+        let mut response = match read::execute(state, &planned, caller, accept).await {
             Ok(answer) => {
                 timing.cache = CacheOutcome::Off;
                 let etag = answer_etag(&planned, &answer, version_tag);
@@ -152,7 +152,7 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
                     cache_control: &policy.cache_control,
                     age: None,
                 };
-                serve_uncached(state, answer, described, &request, accept, timing)
+                serve_uncached(answer, described, &request, timing)
             }
             Err(error) => error.into_response(),
         };
@@ -184,13 +184,14 @@ pub async fn get(state: &Arc<AppState>, request: ReadRequest<'_>) -> Response<Bo
                     Ok(spent) => spent,
                     Err(error) => return error.into_response(),
                 };
-                let answer = match read::execute(state, &planned, caller).await {
+                let answer = match read::execute(state, &planned, caller, accept).await {
                     Ok(answer) => answer,
                     Err(error) => return error.into_response(),
                 };
                 timing.cache = CacheOutcome::Miss;
                 timing.db = Some(answer.db_time);
                 timing.render = Some(answer.render_time);
+                timing.compress = answer.compressed.as_ref().map(|c| c.time);
                 let entry = Arc::new(make_entry(state, &planned, answer, built_from));
                 state.cache.insert(guard, &entry);
                 state
@@ -293,11 +294,20 @@ fn make_entry(
         last_modified: state.validators.last_modified(&built_from),
         built_from,
     };
-    Entry::new(
+    let entry = Entry::new(
         planned.canonical.clone(),
         answered,
         state.cache.policy(planned.resource()),
-    )
+    );
+    if let Some(compressed) = answer.compressed {
+        let variant = Variant {
+            coding: compressed.coding,
+            etag: entry.etag.coded_header(compressed.coding, compressed.level),
+            bytes: compressed.bytes,
+        };
+        entry.set_variant(compressed.coding, variant);
+    }
+    entry
 }
 
 /// An answer's ETag: its content's for a row by key (what writes check
@@ -333,7 +343,7 @@ fn refresh_in_background(state: &Arc<AppState>, entry: &Arc<Entry>, request: &Re
             id: id.as_deref(),
             relation: relation.as_deref(),
         };
-        let Ok(planned) = read::plan(&state, &viewer, path, &query) else {
+        let Ok(planned) = read::plan(&state, &viewer, path, &query).map(Arc::new) else {
             return;
         };
         let built_from = state.validators.snapshot(&planned.dependencies());
@@ -341,7 +351,7 @@ fn refresh_in_background(state: &Arc<AppState>, entry: &Arc<Entry>, request: &Re
             client: viewer.client,
             since: Instant::now(),
         };
-        match read::execute(&state, &planned, caller).await {
+        match read::execute(&state, &planned, caller, None).await {
             Ok(answer) => {
                 let fresh = Arc::new(make_entry(&state, &planned, answer, built_from));
                 state.cache.put(&fresh);
@@ -361,7 +371,8 @@ async fn serve_entry(
     let variant = match chosen_coding(state, entry, accept) {
         Some(coding) => {
             let (variant, compress_time) = variant(state, entry, coding).await;
-            timing.compress = compress_time;
+            // a miss's variant was made with its body, and timed there
+            timing.compress = timing.compress.or(compress_time);
             Some(variant)
         }
         None => None,
@@ -421,7 +432,7 @@ fn entry_response(
     let response = respond::answer(
         request_headers,
         described,
-        |_| match variant {
+        || match variant {
             Some(variant) => {
                 let saved = entry.identity.len().saturating_sub(variant.bytes.len());
                 stats.bytes_saved[variant.coding.index()]
@@ -501,7 +512,7 @@ fn recompress_in_background(state: &Arc<AppState>, entry: &Arc<Entry>) {
             let level = match coding {
                 Coding::Zstd => 19,
                 Coding::Br => 11,
-                Coding::Gzip | Coding::Deflate => 9,
+                Coding::Gzip | Coding::Deflate => 12,
             };
             let identity = entry.identity.clone();
             let started = Instant::now();
@@ -531,43 +542,36 @@ fn recompress_in_background(state: &Arc<AppState>, entry: &Arc<Entry>) {
     });
 }
 
-/// An answer the cache does not keep, compressed as it is sent when large.
+/// An answer the cache does not keep, in the coding it was compressed in
+/// as it was made (identity if none).
 fn serve_uncached(
-    state: &AppState,
     answer: Answer,
     mut described: Described<'_>,
     request: &ReadRequest<'_>,
-    accept: Option<AcceptEncoding>,
     mut timing: Timing,
 ) -> Response<Body> {
     timing.db = Some(answer.db_time);
     timing.render = Some(answer.render_time);
-    let compressible = answer.body.len() >= state.compression.min_bytes;
-    let coding = match accept.map_or(Negotiated::Identity, |a| a.choose(compressible)) {
-        Negotiated::Encode(coding) => Some(coding),
-        _ => None,
-    };
-    let level = coding.map_or(0, |c| state.compression.levels.level(c));
-    if let Some(coding) = coding {
-        described.etag_sent = described.etag.coded_header(coding, level);
-    }
     let link = answer.link.and_then(|l| HeaderValue::try_from(l).ok());
-    let content = |timing: &mut Timing| {
-        let body = match coding {
-            Some(coding) if answer.body.len() > encoding::LARGE_BODY => {
-                encoding::compress_stream(coding, level, answer.body)
+    let content = match answer.compressed {
+        Some(compressed) => {
+            timing.compress = Some(compressed.time);
+            described.etag_sent = described
+                .etag
+                .coded_header(compressed.coding, compressed.level);
+            Content {
+                body: Body::from(compressed.bytes),
+                coding: Some(compressed.coding),
+                link,
             }
-            Some(coding) => {
-                let compressing = Instant::now();
-                let bytes = encoding::compress(coding, level, &answer.body);
-                timing.compress = Some(compressing.elapsed());
-                Body::from(bytes)
-            }
-            None => Body::from(answer.body),
-        };
-        Content { body, coding, link }
+        }
+        None => Content {
+            body: Body::from(answer.body),
+            coding: None,
+            link,
+        },
     };
-    respond::answer(request.headers, described, content, timing)
+    respond::answer(request.headers, described, || content, timing)
 }
 
 /// What a cache miss costs beyond the request's own share of the rate

@@ -3,7 +3,9 @@
 //! answer and [`crate::respond`] sends it.
 
 use crate::access::Viewer;
-use crate::db::{DbError, ReadLimits, refused_value};
+use crate::config::CompressionSettings;
+use crate::db::{DbError, ReadLimits, ReadRows, refused_value};
+use crate::encoding::{self, AcceptEncoding, Coding, Negotiated};
 use crate::error::{ApiError, FieldError, Problem, shorten};
 use crate::gate::Client;
 use crate::state::AppState;
@@ -47,12 +49,24 @@ pub struct PlannedRead {
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub body: Bytes,
+    /// The body in the coding the client takes, if it takes one.
+    pub compressed: Option<Compressed>,
     /// The RFC 8288 `Link` header of a collection.
     pub link: Option<String>,
     /// Waiting for a connection and running the statements.
     pub db_time: Duration,
     /// Turning rows into the body.
     pub render_time: Duration,
+}
+
+/// A body compressed on the thread that rendered it.
+#[derive(Debug, Clone)]
+pub struct Compressed {
+    pub coding: Coding,
+    pub level: i32,
+    pub bytes: Bytes,
+    /// Compressing it.
+    pub time: Duration,
 }
 
 /// Parses and plans a read as `viewer` may make it: every check that needs
@@ -138,11 +152,14 @@ pub struct Caller {
 }
 
 /// Runs a planned read on the database and builds the body, within the
-/// request's deadline and the answer's budget.
+/// request's deadline and the answer's budget. With `accept`, the body is
+/// also compressed in the coding the client takes (when it takes one), on
+/// the thread that rendered it.
 pub async fn execute(
-    state: &AppState,
-    read: &PlannedRead,
+    state: &Arc<AppState>,
+    read: &Arc<PlannedRead>,
     caller: Caller,
+    accept: Option<AcceptEncoding>,
 ) -> Result<Answer, ApiError> {
     let deadline = caller.since + state.read_timeout;
     let _turn = state
@@ -154,15 +171,35 @@ pub async fn execute(
         deadline,
         budget: state.budget,
     };
-    let db_error = |error| database_error(state, &read.plan, error);
-    match &read.plan {
-        ReadPlan::Collection(collection) => {
-            let sql = Arc::new(render_collection(collection, state.db.dialect()));
-            let fetched = state.db.read(sql, limits).await.map_err(db_error)?;
-            if fetched.parent_missing {
-                return Err(parent_not_found(read));
-            }
-            let enveloping = Instant::now();
+    let sql = Arc::new(match &read.plan {
+        ReadPlan::Collection(collection) => render_collection(collection, state.db.dialect()),
+        ReadPlan::Single(single) => render_single(single, state.db.dialect()),
+    });
+    let finish = {
+        let (state, read) = (state.clone(), read.clone());
+        move |fetched: ReadRows| answer(&state, &read, fetched, accept)
+    };
+    state
+        .db
+        .read(sql, limits, finish)
+        .await
+        .map_err(|error| database_error(state, &read.plan, error))?
+}
+
+/// The answer made of a read's rendered rows: the envelope around them,
+/// and the client's coding of it.
+fn answer(
+    state: &AppState,
+    read: &PlannedRead,
+    fetched: ReadRows,
+    accept: Option<AcceptEncoding>,
+) -> Result<Answer, ApiError> {
+    if fetched.parent_missing {
+        return Err(parent_not_found(read));
+    }
+    let enveloping = Instant::now();
+    let (body, link) = match &read.plan {
+        ReadPlan::Collection(_) => {
             let page = envelope::collection(PageInput {
                 path: &read.route,
                 params: &read.params,
@@ -171,34 +208,49 @@ pub async fn execute(
                 total: fetched.total,
                 cursors: &state.cursors,
             });
-            Ok(Answer {
-                body: exact_bytes(page.body),
-                link: Some(page.link_header),
-                db_time: fetched.db_time,
-                render_time: fetched.render_time + enveloping.elapsed(),
-            })
+            (page.body, Some(page.link_header))
         }
-        ReadPlan::Single(single) => {
-            let sql = Arc::new(render_single(single, state.db.dialect()));
-            let fetched = state.db.read(sql, limits).await.map_err(db_error)?;
-            let body = envelope::single_page(fetched.rows);
-            if fetched.parent_missing {
-                return Err(parent_not_found(read));
-            }
-            if let (None, Locate::Key(key)) = (&body, &single.locate) {
+        ReadPlan::Single(single) => match (envelope::single_page(fetched.rows), &single.locate) {
+            (Some(body), _) => (body, None),
+            (None, Locate::Key(key)) => {
                 return Err(ApiError::new(
                     Problem::RowNotFound,
                     format!("{} has no row with {}", single.resource, key.describe()),
                 ));
             }
-            Ok(Answer {
-                body: exact_bytes(body.unwrap_or_else(|| envelope::single(None))),
-                link: None,
-                db_time: fetched.db_time,
-                render_time: fetched.render_time,
-            })
-        }
-    }
+            // a to-one relation that is null
+            (None, Locate::Related(_)) => (envelope::single(None), None),
+        },
+    };
+    let body = exact_bytes(body);
+    let render_time = fetched.render_time + enveloping.elapsed();
+    Ok(Answer {
+        compressed: accept.and_then(|accept| compress(&state.compression, accept, &body)),
+        body,
+        link,
+        db_time: fetched.db_time,
+        render_time,
+    })
+}
+
+/// `body` in the coding `accept` chooses for it, if any, at the level of a
+/// first answer.
+fn compress(
+    settings: &CompressionSettings,
+    accept: AcceptEncoding,
+    body: &[u8],
+) -> Option<Compressed> {
+    let Negotiated::Encode(coding) = accept.choose(body.len() >= settings.min_bytes) else {
+        return None;
+    };
+    let started = Instant::now();
+    let level = settings.levels.level(coding);
+    Some(Compressed {
+        coding,
+        level,
+        bytes: encoding::compress(coding, level, body),
+        time: started.elapsed(),
+    })
 }
 
 /// A database failure, with the limits a read ran into named.

@@ -110,13 +110,12 @@ pub struct Content {
 }
 
 /// The 200 for `described`, or its 304 when the request's `If-None-Match`
-/// (else `If-Modified-Since`) matches. `content` is made only for a 200
-/// (and may note its compression in the timing).
+/// (else `If-Modified-Since`) matches. `content` is made only for a 200.
 pub fn answer(
     request: &HeaderMap,
     mut described: Described<'_>,
-    content: impl FnOnce(&mut Timing) -> Content,
-    mut timing: Timing,
+    content: impl FnOnce() -> Content,
+    timing: Timing,
 ) -> Response<Body> {
     if let Some(revalidated) =
         conditional::not_modified(request, described.etag, Some(described.last_modified))
@@ -126,7 +125,7 @@ pub fn answer(
         }
         return not_modified(described, &timing);
     }
-    let content = content(&mut timing);
+    let content = content();
     let mut response = Response::new(content.body);
     let headers = response.headers_mut();
     headers.reserve(12);

@@ -451,8 +451,8 @@ fn compression(config: &Config) -> anyhow::Result<CompressionSettings> {
     let levels = Levels {
         zstd: level("zstd_level", compression.zstd_level, 1..=19)? as i32,
         br: level("br_level", compression.br_level, 0..=11)? as u32,
-        gzip: level("gzip_level", compression.gzip_level, 1..=9)? as u32,
-        deflate: level("deflate_level", compression.deflate_level, 1..=9)? as u32,
+        gzip: level("gzip_level", compression.gzip_level, 1..=12)? as u32,
+        deflate: level("deflate_level", compression.deflate_level, 1..=12)? as u32,
     };
     if !(1..=100).contains(&compression.recompress_cpu_percent) {
         bail!(

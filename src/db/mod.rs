@@ -9,6 +9,7 @@ mod postgres;
 mod sqlite;
 
 use crate::config::{DatabaseSettings, DatabaseUrl};
+use crate::encoding::LARGE_BODY;
 use brisk_query::Dialect;
 use brisk_query::envelope::Row;
 use brisk_query::rows::{Budget, Cell, Exceeded, Rendered};
@@ -219,16 +220,35 @@ impl Database {
     }
 
     /// Runs a read: the rows, the count if asked, the parent check when
-    /// there are no rows, one statement per embed level; renders the rows.
-    /// Bounded by `limits`; dropping the future cancels the statements.
-    pub async fn read(&self, sql: Arc<ReadSql>, limits: ReadLimits) -> Result<ReadRows, DbError> {
-        let rows = match &self.backend {
-            Backend::Sqlite(db) => db.read(sql, limits).await,
-            Backend::Postgres(db) => db.read(&sql, limits).await,
-        }?;
-        self.statements
-            .fetch_add(rows.statements, Ordering::Relaxed);
-        Ok(rows)
+    /// there are no rows, one statement per embed level; renders the rows
+    /// and hands them to `finish` (the envelope, compression) on the thread
+    /// that rendered them: on SQLite the read's one blocking thread, so a
+    /// request crosses threads once; on PostgreSQL the async worker, or one
+    /// blocking thread for a body over [`LARGE_BODY`]. Bounded by `limits`;
+    /// dropping the future cancels the statements.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        sql: Arc<ReadSql>,
+        limits: ReadLimits,
+        finish: impl FnOnce(ReadRows) -> T + Send + 'static,
+    ) -> Result<T, DbError> {
+        let (statements, finished) = match &self.backend {
+            Backend::Sqlite(db) => db.read(sql, limits, finish).await?,
+            Backend::Postgres(db) => {
+                let rows = db.read(&sql, limits).await?;
+                let statements = rows.statements;
+                let finished = if rows.rows.body.len() > LARGE_BODY {
+                    tokio::task::spawn_blocking(move || finish(rows))
+                        .await
+                        .map_err(|e| DbError::Internal(format!("rendering failed: {e}")))?
+                } else {
+                    finish(rows)
+                };
+                (statements, finished)
+            }
+        };
+        self.statements.fetch_add(statements, Ordering::Relaxed);
+        Ok(finished)
     }
 
     /// Runs a write's statements in one transaction, after `check` held

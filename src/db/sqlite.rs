@@ -213,9 +213,16 @@ impl Pool {
 }
 
 impl SqliteDb {
-    /// Runs a read within its deadline and budget; dropping the future
-    /// (a client that hung up) stops its statements.
-    pub async fn read(&self, sql: Arc<ReadSql>, limits: ReadLimits) -> Result<ReadRows, DbError> {
+    /// Runs a read within its deadline and budget, and `finish` on the
+    /// rendered rows on the same blocking thread; dropping the future (a
+    /// client that hung up) stops its statements. Returns the statements
+    /// run and what `finish` made.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        sql: Arc<ReadSql>,
+        limits: ReadLimits,
+        finish: impl FnOnce(ReadRows) -> T + Send + 'static,
+    ) -> Result<(u64, T), DbError> {
         let started = Instant::now();
         let stop = Stop {
             deadline: limits.deadline,
@@ -225,7 +232,7 @@ impl SqliteDb {
         let deadline = limits.deadline;
         let read = self
             .readers
-            .run(stop, move |c| -> Result<ReadRows, Failure> {
+            .run(stop, move |c| -> Result<(u64, T), Failure> {
                 let mut statements = 1;
                 let cells = query(c, &sql.rows)?;
                 let total = match &sql.count {
@@ -265,23 +272,24 @@ impl SqliteDb {
                 if Instant::now() > deadline {
                     return Err(Failure::Late);
                 }
-                Ok(ReadRows {
-                    rows,
-                    total,
-                    parent_missing,
+                Ok((
                     statements,
-                    db_time: Duration::ZERO,
-                    render_time: rendering.elapsed(),
-                })
+                    finish(ReadRows {
+                        rows,
+                        total,
+                        parent_missing,
+                        statements,
+                        db_time: rendering - started,
+                        render_time: rendering.elapsed(),
+                    }),
+                ))
             });
-        let mut read = match read.await? {
-            Ok(read) => read,
-            Err(Failure::Sqlite(error)) => return Err(classify(error)),
-            Err(Failure::Exceeded(exceeded)) => return Err(DbError::Exceeded(exceeded)),
-            Err(Failure::Late) => return Err(DbError::Timeout),
-        };
-        read.db_time = started.elapsed().saturating_sub(read.render_time);
-        Ok(read)
+        match read.await? {
+            Ok(read) => Ok(read),
+            Err(Failure::Sqlite(error)) => Err(classify(error)),
+            Err(Failure::Exceeded(exceeded)) => Err(DbError::Exceeded(exceeded)),
+            Err(Failure::Late) => Err(DbError::Timeout),
+        }
     }
 
     pub async fn ping(&self) -> Result<(), DbError> {
