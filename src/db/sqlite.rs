@@ -518,13 +518,22 @@ fn query(c: &Connection, sql: &Sql) -> Result<Rows, rusqlite::Error> {
                 ValueRef::Null => Cell::Null,
                 ValueRef::Integer(n) => Cell::Int(n),
                 ValueRef::Real(f) => Cell::Float(f),
-                ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Text(t) => Cell::Text(text(t)),
                 ValueRef::Blob(b) => Cell::Bytes(b.to_vec()),
             });
         }
         rows.push(cells);
     }
     Ok(rows)
+}
+
+/// SQLite text as a string: checked as UTF-8 (fast), and only text that is
+/// not has its bad bytes replaced.
+fn text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 fn exists(c: &Connection, sql: &Sql) -> Result<bool, rusqlite::Error> {

@@ -13,7 +13,7 @@ use crate::envelope::Row;
 use crate::schema::{Cardinality, ColumnKind};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::io::Write;
 
 /// What one answer may hold: rows across every level of `include`, and
@@ -60,6 +60,18 @@ impl Cell {
         }
     }
 
+    /// The value as a relation's two sides compare it: as its key text
+    /// reads (`5` and `"5"` are one value: SQLite may keep either), without
+    /// making that text for integers, the common key.
+    pub fn join_key(&self) -> Option<JoinKey<'_>> {
+        match self {
+            Cell::Null => None,
+            Cell::Int(i) => Some(JoinKey::Int(*i)),
+            Cell::Text(t) => Some(JoinKey::of_text(Cow::Borrowed(t))),
+            other => other.key_text().map(|t| JoinKey::of_text(Cow::Owned(t))),
+        }
+    }
+
     /// Writes the value as JSON, as a column of `kind` reads.
     pub fn write_json(&self, kind: ColumnKind, out: &mut Vec<u8>) {
         match (self, kind) {
@@ -85,9 +97,7 @@ impl Cell {
             {
                 out.extend_from_slice(t.as_bytes())
             }
-            (Cell::Text(t), _) => {
-                let _ = serde_json::to_writer(&mut *out, t.as_str());
-            }
+            (Cell::Text(t), _) => write_json_string(t, out),
             (Cell::Bytes(b), _) => {
                 out.push(b'"');
                 out.extend_from_slice(STANDARD.encode(b).as_bytes());
@@ -95,6 +105,67 @@ impl Cell {
             }
         }
     }
+}
+
+/// Writes `text` as a JSON string, escaped as serde_json escapes it. Most
+/// text needs no escape, so plain bytes are skipped eight at a time and
+/// copied in runs (escaping byte by byte took up to a tenth of a miss;
+/// BENCHMARKS.md).
+pub fn write_json_string(text: &str, out: &mut Vec<u8>) {
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    // bytes[..copied] are in `out`
+    let (mut copied, mut i) = (0, 0);
+    while i < bytes.len() {
+        if let Some(word) = bytes.get(i..i + 8)
+            && !needs_escape(word)
+        {
+            i += 8;
+            continue;
+        }
+        let byte = bytes[i];
+        i += 1;
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..0x20 => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 15)],
+            ],
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[copied..i - 1]);
+        out.extend_from_slice(escape);
+        copied = i;
+    }
+    out.extend_from_slice(&bytes[copied..]);
+    out.push(b'"');
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Whether any of eight bytes is a control character, a quote or a
+/// backslash. `x - 0x0101..·n & !x & 0x8080..` is non-zero exactly when
+/// some byte of `x` is below `n` (for `n` up to 0x80); a byte equal to `b`
+/// is a zero byte of `x ^ 0x0101..·b`.
+fn needs_escape(word: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & (ONES * 0x80);
+    let x = u64::from_ne_bytes(word.try_into().expect("eight bytes"));
+    below(x, 0x20)
+        | below(x ^ (ONES * u64::from(b'"')), 1)
+        | below(x ^ (ONES * u64::from(b'\\')), 1)
+        != 0
 }
 
 /// `"NaN"`, `"Infinity"` or `"-Infinity"`, as PostgreSQL spells them.
@@ -177,22 +248,56 @@ pub fn member_key(name: &str) -> String {
     key
 }
 
+/// A join value as [`Cell::join_key`] reads it: an integer (however it was
+/// stored), else its key text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum JoinKey<'a> {
+    Int(i64),
+    Text(Cow<'a, str>),
+}
+
+impl<'a> JoinKey<'a> {
+    /// Text that spells an integer as `i64` would (`5`, `-12`; not `05`,
+    /// `+5` or `-0`) is that integer.
+    fn of_text(text: Cow<'a, str>) -> JoinKey<'a> {
+        let digits = text.strip_prefix('-').unwrap_or(&text);
+        let canonical = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'))
+            && text.as_ref() != "-0";
+        match text.parse::<i64>() {
+            Ok(i) if canonical => JoinKey::Int(i),
+            _ => JoinKey::Text(text),
+        }
+    }
+
+    fn into_owned(self) -> JoinKey<'static> {
+        match self {
+            JoinKey::Int(i) => JoinKey::Int(i),
+            JoinKey::Text(t) => JoinKey::Text(Cow::Owned(t.into_owned())),
+        }
+    }
+}
+
 /// The related rows of one embed, grouped by their join value.
 #[derive(Debug, Default)]
 pub struct Related {
     pub rows: Rows,
     /// Join value → row positions, in query order.
-    pub groups: HashMap<String, Vec<usize>>,
+    groups: foldhash::HashMap<JoinKey<'static>, Vec<usize>>,
     /// One entry per embed of the related rows' shape.
     pub nested: Vec<Related>,
 }
 
 impl Related {
     pub fn new(rows: Rows, child_cell: usize) -> Related {
-        let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut groups = foldhash::HashMap::default();
         for (i, row) in rows.iter().enumerate() {
-            if let Some(key) = row[child_cell].key_text() {
-                groups.entry(key).or_default().push(i);
+            if let Some(key) = row[child_cell].join_key() {
+                groups
+                    .entry(key.into_owned())
+                    .or_insert_with(Vec::new)
+                    .push(i);
             }
         }
         Related {
@@ -201,15 +306,24 @@ impl Related {
             nested: Vec::new(),
         }
     }
+
+    /// The positions of the rows whose join value is `cell`'s.
+    pub fn group(&self, cell: &Cell) -> &[usize] {
+        let found = match cell.join_key() {
+            Some(JoinKey::Int(i)) => self.groups.get(&JoinKey::Int(i)),
+            Some(key) => self.groups.get(&key.into_owned()),
+            None => None,
+        };
+        found.map_or(&[], Vec::as_slice)
+    }
 }
 
 /// The distinct join values of `rows` at `cell`, in first-seen order.
 pub fn join_values(rows: &[Vec<Cell>], cell: usize) -> Vec<Cell> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = foldhash::HashSet::default();
     rows.iter()
         .map(|row| &row[cell])
-        .filter(|c| !matches!(c, Cell::Null))
-        .filter(|c| seen.insert(c.key_text()))
+        .filter(|c| c.join_key().is_some_and(|key| seen.insert(key)))
         .cloned()
         .collect()
 }
@@ -240,6 +354,9 @@ pub struct Rendered {
     pub last_keys: Option<String>,
 }
 
+/// Room for what the envelope appends after the rows (`meta`, `links`).
+const ENVELOPE_BYTES: usize = 1024;
+
 /// Renders the rows `page` shows into one body; refused when the JSON
 /// would pass `max_bytes`.
 pub fn render_page(
@@ -259,6 +376,12 @@ pub fn render_page(
             body.push(b',');
         }
         write_row(shape, &rows[order(n)], related, &mut body, limit)?;
+        if n == 0 {
+            // the rows ahead are about as long as the first: grow the body
+            // once now, not by doubling (each doubling copies it)
+            let row = body.len() - page.prefix.len() + 1;
+            body.reserve((row + row / 16) * (shown - 1) + ENVELOPE_BYTES);
+        }
     }
     Ok(Rendered {
         body,
@@ -324,10 +447,7 @@ pub fn write_row(
         }
         first = false;
         out.extend_from_slice(embed.key.as_bytes());
-        let group = row[embed.parent_cell]
-            .key_text()
-            .and_then(|key| related.groups.get(&key))
-            .map_or(&[][..], Vec::as_slice);
+        let group = related.group(&row[embed.parent_cell]);
         match embed.cardinality {
             Cardinality::ToOne => match group.first() {
                 Some(&i) => write_row(&embed.shape, &related.rows[i], &related.nested, out, limit)?,
@@ -408,6 +528,50 @@ mod tests {
         let mut out = Vec::new();
         cell.write_json(kind, &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn strings_are_escaped_as_serde_json_escapes_them(text in "(?s).{0,40}", ascii in "[ -~\\x00-\\x1f\\x7f]{0,40}") {
+            for text in [text, ascii] {
+                let mut out = Vec::new();
+                write_json_string(&text, &mut out);
+                proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&text).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn join_values_match_as_their_key_text_reads() {
+        let text = |t: &str| Cell::Text(t.to_string());
+        let rows = vec![
+            vec![text("5")],
+            vec![Cell::Int(5)],
+            vec![text("05")],
+            vec![text("-0")],
+            vec![text("99999999999999999999")],
+            vec![Cell::Float(7.0)],
+            vec![Cell::Null],
+        ];
+        let related = Related::new(rows.clone(), 0);
+        assert_eq!(related.group(&Cell::Int(5)), [0, 1]);
+        assert_eq!(related.group(&text("5")), [0, 1]);
+        assert_eq!(related.group(&text("05")), [2]);
+        assert_eq!(related.group(&text("-0")), [3]);
+        assert!(related.group(&Cell::Int(0)).is_empty());
+        assert_eq!(related.group(&text("99999999999999999999")), [4]);
+        assert_eq!(related.group(&Cell::Int(7)), [5], "7.0 reads 7");
+        assert!(related.group(&Cell::Null).is_empty());
+        assert_eq!(
+            join_values(&rows, 0),
+            [
+                text("5"),
+                text("05"),
+                text("-0"),
+                text("99999999999999999999"),
+                Cell::Float(7.0)
+            ]
+        );
     }
 
     #[test]
