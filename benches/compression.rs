@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 /// The grid: coding, levels. The first level of each list named in
 /// `DEFAULTS` is brisk's default.
 const GRID: &[(Coding, &[i32])] = &[
-    (Coding::Gzip, &[1, 2, 3, 4, 6, 9]),
-    (Coding::Deflate, &[1, 6]),
+    (Coding::Gzip, &[1, 2, 3, 4, 6, 9, 12]),
+    (Coding::Deflate, &[1, 6, 12]),
     (Coding::Br, &[1, 2, 3, 4, 5, 11]),
     (Coding::Zstd, &[1, 2, 3, 6, 19]),
 ];
@@ -36,14 +36,14 @@ const GRID: &[(Coding, &[i32])] = &[
 /// brisk's default levels (docs/configuration.md).
 const DEFAULTS: &[(Coding, i32)] = &[
     (Coding::Zstd, 3),
-    (Coding::Br, 5),
-    (Coding::Gzip, 6),
-    (Coding::Deflate, 6),
+    (Coding::Br, 2),
+    (Coding::Gzip, 1),
+    (Coding::Deflate, 1),
 ];
 
 /// The levels the background recompression uses after
 /// `compression.recompress_after_hits` hits (docs/caching.md).
-const HOT: &[(Coding, i32)] = &[(Coding::Zstd, 19), (Coding::Br, 11), (Coding::Gzip, 9)];
+const HOT: &[(Coding, i32)] = &[(Coding::Zstd, 19), (Coding::Br, 11), (Coding::Gzip, 12)];
 
 /// Bodies under `compression.min_bytes` go uncompressed.
 const MIN_BYTES: usize = 1024;
@@ -161,7 +161,7 @@ fn main() {
             }
         }
     }
-    // The hot levels not in the grid (gzip 9 is, zstd 19 is, br 11 is).
+    // The hot levels are all in the grid (gzip 12, zstd 19, br 11).
     let find = |payload: &str, coding: Coding, level: i32| {
         results
             .iter()
