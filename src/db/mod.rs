@@ -121,11 +121,17 @@ pub struct Constraint {
     pub value: Option<String>,
 }
 
-/// The value a PostgreSQL data exception quotes at its end
-/// (`invalid input syntax for type interval: "soon"` → `soon`).
+/// The value a PostgreSQL data exception quotes: at its end (`invalid
+/// input syntax for type interval: "soon"` → `soon`), or before saying it
+/// is out of range (`value "3000000000" is out of range for type integer`).
 pub fn refused_value(message: &str) -> Option<&str> {
-    let (_, quoted) = message.rsplit_once(": \"")?;
-    quoted.strip_suffix('"')
+    let at_end = message
+        .rsplit_once(": \"")
+        .and_then(|(_, q)| q.strip_suffix('"'));
+    at_end.or_else(|| {
+        let (before, _) = message.split_once("\" is out of range")?;
+        before.rsplit_once('"').map(|(_, value)| value)
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
