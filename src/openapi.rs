@@ -706,12 +706,14 @@ fn collection_parameters(schema: &Schema, resource: &Resource, limits: &Limits) 
                     ),
                     json!({ "type": "string" }),
                 ),
+                // a word (not only spaces), and no NUL anywhere: `\S` alone
+                // would let the one non-space character be a NUL
                 Operator::Fts => (
                     format!("{}[fts]", column.name),
                     "Words to search for (full text): rows that hold them all; \"a phrase\" in double quotes. \
                      PostgreSQL also reads websearch syntax (or, -word) and stems words in the database's text search configuration."
                         .to_string(),
-                    json!({ "type": "string", "minLength": 1, "maxLength": limits.max_pattern_length, "pattern": "^[^\\u0000]*\\S[^\\u0000]*$" }),
+                    json!({ "type": "string", "minLength": 1, "maxLength": limits.max_pattern_length, "pattern": "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$" }),
                 ),
                 Operator::Like | Operator::Ilike => (
                     format!("{}[{}]", column.name, operator.name()),

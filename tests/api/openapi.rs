@@ -31,6 +31,21 @@ on_both! {
         assert_eq!(users["orders"]["type"], "array");
         let problem_types = document["x-problem-types"].as_array().unwrap();
         assert!(problem_types.iter().any(|p| p["type"] == "https://brisk.dev/problems/invalid-cursor"));
+        // brisk refuses a NUL in any query value, and every pattern says so
+        // (a fuzzer once found `\S` letting one through `[fts]`)
+        let mut patterns = 0;
+        for operation in paths.values().flat_map(|p| p.as_object().unwrap().values()) {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let schema = &parameter["schema"];
+                for pattern in [&schema["pattern"], &schema["items"]["pattern"]] {
+                    let Some(pattern) = pattern.as_str() else { continue };
+                    let regex = regex::Regex::new(pattern).unwrap();
+                    assert!(!regex.is_match("word\u{0}word"), "{} lets a NUL through: {pattern}", parameter["name"]);
+                    patterns += 1;
+                }
+            }
+        }
+        assert!(patterns > 50, "only {patterns} patterns");
     }
 }
 
