@@ -149,6 +149,16 @@ impl Entry {
         self.variants.write().expect("variants lock")[coding.index()] = Some(variant);
     }
 
+    /// This entry's body as `bytes` in `coding` at `level`, with the ETag
+    /// that tells it from the other codings and levels.
+    pub fn coded(&self, coding: Coding, level: i32, bytes: Bytes) -> Variant {
+        Variant {
+            coding,
+            etag: self.etag.coded_header(coding, level),
+            bytes,
+        }
+    }
+
     /// The coding, of `codings`, whose variant is smallest, if any is made.
     pub fn smallest_variant(&self, codings: Codings) -> Option<Coding> {
         let variants = self.variants.read().expect("variants lock");
@@ -240,14 +250,8 @@ impl Entry {
             built_from,
         };
         let entry = Entry::new(key, answer, policy);
-        entry.set_variant(
-            Coding::Zstd,
-            Variant {
-                coding: Coding::Zstd,
-                bytes: Bytes::copy_from_slice(packed),
-                etag: entry.etag.coded_header(Coding::Zstd, level),
-            },
-        );
+        let variant = entry.coded(Coding::Zstd, level, Bytes::copy_from_slice(packed));
+        entry.set_variant(Coding::Zstd, variant);
         Some(entry)
     }
 }

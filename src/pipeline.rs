@@ -300,11 +300,7 @@ fn make_entry(
         state.cache.policy(planned.resource()),
     );
     if let Some(compressed) = answer.compressed {
-        let variant = Variant {
-            coding: compressed.coding,
-            etag: entry.etag.coded_header(compressed.coding, compressed.level),
-            bytes: compressed.bytes,
-        };
+        let variant = entry.coded(compressed.coding, compressed.level, compressed.bytes);
         entry.set_variant(compressed.coding, variant);
     }
     entry
@@ -477,11 +473,7 @@ async fn variant(
     } else {
         encoding::compress(coding, level, &entry.identity)
     };
-    let variant = Variant {
-        coding,
-        etag: entry.etag.coded_header(coding, level),
-        bytes,
-    };
+    let variant = entry.coded(coding, level, bytes);
     // Another request may have made it meanwhile; either copy is right.
     entry.set_variant(coding, variant.clone());
     state.cache.reweigh(entry);
@@ -527,14 +519,7 @@ fn recompress_in_background(state: &Arc<AppState>, entry: &Arc<Entry>) {
                 .variant(coding)
                 .is_some_and(|v| v.bytes.len() > bytes.len())
             {
-                entry.set_variant(
-                    coding,
-                    Variant {
-                        coding,
-                        etag: entry.etag.coded_header(coding, level),
-                        bytes,
-                    },
-                );
+                entry.set_variant(coding, entry.coded(coding, level, bytes));
             }
             state.cache.reweigh(&entry);
             tokio::time::sleep(worked.mul_f64((1.0 - share) / share)).await;
